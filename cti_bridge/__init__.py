@@ -1,0 +1,1 @@
+"""cti-bridge: Asterisk calls become prefilled tickets, popped to the agent, recorded and transcribed."""

@@ -1,0 +1,190 @@
+"""One AMI session per PBX: login, keep-alive, reconnect with backoff, resync of live calls.
+
+panoramisk 1.4 parses the protocol and matches responses to actions; the session
+lifecycle is ours, because 1.4 reconnects through fire-and-forget `call_later`
+callbacks with a fixed delay and its keep-alive never notices a silent peer.
+Quirks of 1.4 handled here (see shared/fixtures/asterisk22/README.md):
+- event callbacks must be plain functions (coroutines are ensure_future'd and lost):
+  ours only enqueues;
+- `Shutdown` closes the session from inside the protocol: we notice through
+  `connection_lost` and reconnect;
+- OriginateResponse never reaches '*' handlers: we send no Originate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import panoramisk
+import structlog
+from panoramisk.ami_protocol import AMIProtocol
+from pydantic import SecretStr
+
+from cti_bridge.ami.mapping import map_live_channels
+from cti_bridge.calls import events as ev
+from cti_bridge.config.model import PbxConfig
+
+log = structlog.get_logger(__name__)
+
+_CONNECT_TIMEOUT = 5.0
+_ACTION_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class AmiFrame:
+    """An AMI event as read off the socket, not yet mapped."""
+
+    pbx: str
+    message: Any  # panoramisk Message: case-insensitive headers
+    received_at: float
+
+
+Sink = Callable[["AmiFrame | ev.CallEvent"], None]
+
+
+class AmiLoginFailed(Exception):
+    pass
+
+
+class _Session(panoramisk.Manager):
+    """panoramisk's Manager with its own reconnect and pinger switched off."""
+
+    def __init__(self, lost: asyncio.Future[str], **config: Any) -> None:
+        super().__init__(**config)
+        self._lost = lost
+
+    def connection_lost(self, exc: object) -> None:
+        self._connected = False
+        if not self._lost.done():
+            reason = "PBX shut down" if exc is not None and not isinstance(exc, Exception) else str(exc or "closed")
+            self._lost.set_result(reason)
+
+    def ping(self) -> None:
+        """Keep-alive is AmiClient's: it also checks that an answer comes back."""
+
+
+class AmiClient:
+    """Keeps one PBX's AMI session up and feeds its events to `sink`."""
+
+    def __init__(self, config: PbxConfig, secret: SecretStr, sink: Sink) -> None:
+        self._config = config
+        self._secret = secret
+        self._sink = sink
+        self._session: _Session | None = None
+        self.connected = asyncio.Event()
+        self.sessions = 0  # completed logins, for health and tests
+
+    @property
+    def name(self) -> str:
+        return self._config.name
+
+    async def run(self) -> None:
+        """Connect, and reconnect with exponential backoff and jitter, until cancelled."""
+        initial = self._config.reconnect.initial_delay.total_seconds()
+        ceiling = self._config.reconnect.max_delay.total_seconds()
+        delay = initial
+        bound = log.bind(pbx=self.name, host=self._config.host, port=self._config.port)
+        while True:
+            started = time.monotonic()
+            try:
+                reason = await self._run_session(bound)
+            except (OSError, TimeoutError, AmiLoginFailed) as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+            finally:
+                self.connected.clear()
+                self._close()
+            self._sink(ev.PbxDisconnected(pbx=self.name, at=time.time(), reason=reason))
+            # A session that lasted a while resets the backoff: this is a new outage.
+            if time.monotonic() - started > ceiling:
+                delay = initial
+            bound.warning("ami.disconnected", reason=reason, retry_in=round(delay, 2))
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, ceiling)
+
+    async def _run_session(self, bound: structlog.typing.FilteringBoundLogger) -> str:
+        loop = asyncio.get_running_loop()
+        lost: asyncio.Future[str] = loop.create_future()
+        session = _Session(
+            lost,
+            loop=loop,
+            host=self._config.host,
+            port=self._config.port,
+            username=self._config.username,
+            secret=self._secret.get_secret_value(),
+            ping_delay=10**9,
+            reconnect_timeout=10**9,
+            log=_QuietLog(),
+        )
+        session.register_event("*", self._on_event)
+        self._session = session
+        transport, protocol = await asyncio.wait_for(
+            loop.create_connection(AMIProtocol, self._config.host, self._config.port),
+            _CONNECT_TIMEOUT,
+        )
+        connected: asyncio.Future[tuple[Any, Any]] = loop.create_future()
+        connected.set_result((transport, protocol))
+        session.connection_made(connected)  # wires the protocol and sends Login
+        login = session.authenticated_future
+        response = await asyncio.wait_for(_shielded(login, lost), _CONNECT_TIMEOUT)
+        if not response.success:
+            raise AmiLoginFailed(f"login refused: {response.get('Message', '')}")
+        self.sessions += 1
+        bound.info("ami.connected", session=self.sessions)
+        await self._resync(session, lost)
+        self.connected.set()
+        return await self._keep_alive(session, lost)
+
+    async def _resync(self, session: _Session, lost: asyncio.Future[str]) -> None:
+        """Ask which channels are live: calls that began or ended while we were away."""
+        requested_at = time.time()
+        action = session.send_action({"Action": "CoreShowChannels"})
+        messages = await asyncio.wait_for(_shielded(action, lost), _ACTION_TIMEOUT)
+        if not isinstance(messages, list):
+            messages = [messages]
+        self._sink(map_live_channels(self.name, messages, requested_at, time.time()))
+
+    async def _keep_alive(self, session: _Session, lost: asyncio.Future[str]) -> str:
+        interval = self._config.ping_interval.total_seconds()
+        while True:
+            done, _ = await asyncio.wait({lost}, timeout=interval)
+            if done:
+                return lost.result()
+            try:
+                await asyncio.wait_for(_shielded(session.send_action({"Action": "Ping"}), lost), interval)
+            except TimeoutError:
+                return f"no answer to Ping within {interval:g}s"
+            if lost.done():
+                return lost.result()
+
+    def _on_event(self, _session: object, message: Any) -> None:
+        # Runs inside panoramisk's data_received: enqueue and nothing else.
+        self._sink(AmiFrame(self.name, message, time.time()))
+
+    def _close(self) -> None:
+        if self._session is not None:
+            self._session.awaiting_actions.clear()  # resync replaces anything left unanswered
+            self._session.close()
+            self._session = None
+
+    async def close(self) -> None:
+        self._close()
+
+
+async def _shielded(action: asyncio.Future[Any], lost: asyncio.Future[str]) -> Any:
+    """Wait for an action's response, or fail fast if the session drops meanwhile."""
+    done, _ = await asyncio.wait({action, lost}, return_when=asyncio.FIRST_COMPLETED)
+    if action in done:
+        return action.result()
+    raise ConnectionError(f"session lost while waiting: {lost.result()}")
+
+
+class _QuietLog:
+    """panoramisk logs through stdlib logging at odd levels; we log the lifecycle ourselves."""
+
+    def __getattr__(self, _name: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: None

@@ -1,0 +1,292 @@
+"""AMI message -> domain event: one small pure function per event name, in a table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from cti_bridge.calls import events as ev
+
+Message = Mapping[str, Any]
+
+_UNKNOWN = frozenset({"", "<unknown>"})
+# Headers every channel event carries; what remains of a UserEvent is its own payload.
+_CHANNEL_HEADERS = frozenset(
+    h.lower()
+    for h in ["Event", "Privilege", "Channel", "ChannelState", "ChannelStateDesc", "CallerIDNum", "CallerIDName", "ConnectedLineNum", "ConnectedLineName", "Language", "AccountCode", "Context", "Exten", "Priority", "Uniqueid", "Linkedid", "UserEvent", "Timestamp", "content", "SequenceNumber", "File", "Line", "Func"]
+)
+
+
+class MalformedEvent(ValueError):
+    """An event we handle lacks a field we need or has one we cannot read."""
+
+
+def map_message(pbx: str, message: Message, received_at: float) -> ev.CallEvent | None:
+    """Map one AMI event to a domain event.
+
+    Args:
+        pbx: name of the PBX it came from.
+        message: the event's headers (panoramisk's Message or a plain dict).
+        received_at: when we read it; used unless the PBX sent a Timestamp header.
+
+    Returns:
+        The domain event, or None for events the product does not use.
+
+    Raises:
+        MalformedEvent: a handled event is missing a field or has an unreadable one.
+    """
+    name = _text(message, "Event")
+    mapper = _MAPPERS.get(name)
+    if mapper is None:
+        return None
+    try:
+        return mapper(pbx, message, _timestamp(message, received_at))
+    except (KeyError, ValueError) as exc:
+        raise MalformedEvent(f"{name}: {exc}") from exc
+
+
+def map_live_channels(
+    pbx: str, messages: Sequence[Message], requested_at: float, received_at: float
+) -> ev.LiveChannelsListed:
+    """Map a CoreShowChannels response (its CoreShowChannel events) to one snapshot event."""
+    channels = tuple(
+        ev.LiveChannel(
+            uniqueid=_required(m, "Uniqueid"),
+            linkedid=_required(m, "Linkedid"),
+            channel=_required(m, "Channel"),
+            context=_text(m, "Context"),
+            exten=_text(m, "Exten"),
+            application=_text(m, "Application"),
+            application_data=_text(m, "ApplicationData"),
+            caller_number=_caller(m, "CallerIDNum"),
+            caller_name=_caller(m, "CallerIDName"),
+            up=_text(m, "ChannelStateDesc") == "Up",
+            bridged=bool(_text(m, "BridgeId")),
+            duration_seconds=_hms_seconds(_text(m, "Duration")),
+        )
+        for m in messages
+        if _text(m, "Event") == "CoreShowChannel"
+    )
+    return ev.LiveChannelsListed(
+        pbx=pbx, at=received_at, requested_at=requested_at, channels=channels
+    )
+
+
+# -- field helpers -------------------------------------------------------------
+
+
+def _text(message: Message, key: str) -> str:
+    value = message.get(key, "")
+    # Repeated headers arrive as lists; for a channel field clashing with a
+    # UserEvent header of the same name the channel's own value comes first.
+    if isinstance(value, list):
+        value = value[0] if value else ""
+    return str(value)
+
+
+def _required(message: Message, key: str) -> str:
+    value = _text(message, key)
+    if not value:
+        raise KeyError(key)
+    return value
+
+
+def _caller(message: Message, key: str) -> str | None:
+    value = _text(message, key).strip()
+    return None if value in _UNKNOWN else value
+
+
+def _int_or_none(message: Message, key: str) -> int | None:
+    value = _text(message, key).strip()
+    return int(value) if value else None
+
+
+def _timestamp(message: Message, received_at: float) -> float:
+    stamp = _text(message, "Timestamp")
+    return float(stamp) if stamp else received_at
+
+
+def _hms_seconds(duration: str) -> int:
+    try:
+        hours, minutes, seconds = (int(part) for part in duration.split(":"))
+    except ValueError:
+        return 0
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def _ids(message: Message) -> dict[str, str]:
+    return {"uniqueid": _required(message, "Uniqueid"), "linkedid": _required(message, "Linkedid")}
+
+
+# -- one mapper per event --------------------------------------------------------
+
+
+def _newchannel(pbx: str, m: Message, at: float) -> ev.ChannelCreated:
+    return ev.ChannelCreated(
+        pbx=pbx,
+        at=at,
+        **_ids(m),
+        channel=_required(m, "Channel"),
+        context=_text(m, "Context"),
+        exten=_text(m, "Exten"),
+        caller_number=_caller(m, "CallerIDNum"),
+        caller_name=_caller(m, "CallerIDName"),
+    )
+
+
+def _newcallerid(pbx: str, m: Message, at: float) -> ev.CallerIdChanged:
+    return ev.CallerIdChanged(
+        pbx=pbx,
+        at=at,
+        **_ids(m),
+        caller_number=_caller(m, "CallerIDNum"),
+        caller_name=_caller(m, "CallerIDName"),
+    )
+
+
+def _newexten(pbx: str, m: Message, at: float) -> ev.DialplanEntered:
+    return ev.DialplanEntered(
+        pbx=pbx,
+        at=at,
+        **_ids(m),
+        channel=_required(m, "Channel"),
+        context=_text(m, "Context"),
+        exten=_text(m, "Exten"),
+        application=_text(m, "Application"),
+        caller_number=_caller(m, "CallerIDNum"),
+        caller_name=_caller(m, "CallerIDName"),
+    )
+
+
+def _varset(pbx: str, m: Message, at: float) -> ev.RecordingStarted | None:
+    # panoramisk 1.4 drops an empty last header, so a cleared variable has no Value at all.
+    if _text(m, "Variable") != "MIXMONITOR_FILENAME" or not _text(m, "Value"):
+        return None
+    return ev.RecordingStarted(pbx=pbx, at=at, **_ids(m), path=_text(m, "Value"))
+
+
+def _dial_ids(m: Message) -> dict[str, str]:
+    # An Originate's DialBegin has no calling channel: only the Dest* side.
+    uniqueid = _text(m, "Uniqueid") or _required(m, "DestUniqueid")
+    linkedid = _text(m, "Linkedid") or _required(m, "DestLinkedid")
+    return {"uniqueid": uniqueid, "linkedid": linkedid}
+
+
+def _dialbegin(pbx: str, m: Message, at: float) -> ev.DialStarted:
+    return ev.DialStarted(
+        pbx=pbx,
+        at=at,
+        **_dial_ids(m),
+        dest_uniqueid=_required(m, "DestUniqueid"),
+        dest_channel=_required(m, "DestChannel"),
+    )
+
+
+def _dialend(pbx: str, m: Message, at: float) -> ev.DialEnded:
+    return ev.DialEnded(
+        pbx=pbx,
+        at=at,
+        **_dial_ids(m),
+        dest_uniqueid=_required(m, "DestUniqueid"),
+        dest_channel=_required(m, "DestChannel"),
+        status=_text(m, "DialStatus"),
+    )
+
+
+def _queuecallerjoin(pbx: str, m: Message, at: float) -> ev.QueueJoined:
+    return ev.QueueJoined(
+        pbx=pbx, at=at, **_ids(m), queue=_required(m, "Queue"), position=_int_or_none(m, "Position")
+    )
+
+
+def _agentcalled(pbx: str, m: Message, at: float) -> ev.QueueAgentRinging:
+    return ev.QueueAgentRinging(
+        pbx=pbx,
+        at=at,
+        **_ids(m),
+        queue=_required(m, "Queue"),
+        interface=_text(m, "Interface"),
+        member_name=_text(m, "MemberName"),
+        dest_uniqueid=_text(m, "DestUniqueid"),
+        dest_channel=_text(m, "DestChannel"),
+    )
+
+
+def _agentconnect(pbx: str, m: Message, at: float) -> ev.QueueAgentConnected:
+    return ev.QueueAgentConnected(
+        pbx=pbx,
+        at=at,
+        **_ids(m),
+        queue=_required(m, "Queue"),
+        interface=_text(m, "Interface"),
+        member_name=_text(m, "MemberName"),
+        dest_uniqueid=_text(m, "DestUniqueid"),
+        dest_channel=_text(m, "DestChannel"),
+        hold_seconds=_int_or_none(m, "HoldTime"),
+    )
+
+
+def _queuecallerabandon(pbx: str, m: Message, at: float) -> ev.QueueCallerAbandoned:
+    return ev.QueueCallerAbandoned(
+        pbx=pbx, at=at, **_ids(m), queue=_required(m, "Queue"), hold_seconds=_int_or_none(m, "HoldTime")
+    )
+
+
+def _hangup(pbx: str, m: Message, at: float) -> ev.ChannelHungUp:
+    return ev.ChannelHungUp(
+        pbx=pbx,
+        at=at,
+        **_ids(m),
+        channel=_required(m, "Channel"),
+        cause=_int_or_none(m, "Cause"),
+        cause_text=_text(m, "Cause-txt"),
+    )
+
+
+def _blindtransfer(pbx: str, m: Message, at: float) -> ev.CallTransferred:
+    return ev.CallTransferred(
+        pbx=pbx,
+        at=at,
+        uniqueid=_required(m, "TransfererUniqueid"),
+        linkedid=_required(m, "TransfererLinkedid"),
+        kind="blind",
+        target=f"{_text(m, 'Extension')}@{_text(m, 'Context')}",
+    )
+
+
+def _attendedtransfer(pbx: str, m: Message, at: float) -> ev.CallTransferred:
+    return ev.CallTransferred(
+        pbx=pbx,
+        at=at,
+        uniqueid=_required(m, "OrigTransfererUniqueid"),
+        linkedid=_required(m, "OrigTransfererLinkedid"),
+        kind="attended",
+        target=_text(m, "SecondTransfererChannel"),
+    )
+
+
+def _userevent(pbx: str, m: Message, at: float) -> ev.UserEventReceived:
+    fields = tuple(
+        (key, _text(m, key)) for key in m if key.lower() not in _CHANNEL_HEADERS
+    )
+    return ev.UserEventReceived(
+        pbx=pbx, at=at, **_ids(m), name=_required(m, "UserEvent"), fields=fields
+    )
+
+
+_MAPPERS: dict[str, Callable[[str, Message, float], ev.CallEvent | None]] = {
+    "Newchannel": _newchannel,
+    "NewCallerid": _newcallerid,
+    "Newexten": _newexten,
+    "VarSet": _varset,
+    "DialBegin": _dialbegin,
+    "DialEnd": _dialend,
+    "QueueCallerJoin": _queuecallerjoin,
+    "AgentCalled": _agentcalled,
+    "AgentConnect": _agentconnect,
+    "QueueCallerAbandon": _queuecallerabandon,
+    "Hangup": _hangup,
+    "BlindTransfer": _blindtransfer,
+    "AttendedTransfer": _attendedtransfer,
+    "UserEvent": _userevent,
+}

@@ -1,0 +1,145 @@
+"""Wires the daemon: store, outputs, transcription, call pipeline, AMI clients.
+
+Start in that order, stop in reverse: the PBXs go quiet first, the pipeline drains
+what they sent, recordings and transcriptions stop, then the publisher flushes
+and marks the bridge offline, and the store closes last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from types import TracebackType
+
+import structlog
+
+from cti_bridge.ami.client import AmiClient
+from cti_bridge.calls.agents import AgentDirectory, AgentEntry
+from cti_bridge.calls.tracker import CallTracker, PbxRouting
+from cti_bridge.config import Config, reveal
+from cti_bridge.pipeline import CallPipeline
+from cti_bridge.recordings import RecordingService
+from cti_bridge.screenpop.mqtt import MqttPublisher
+from cti_bridge.store import Store
+from cti_bridge.tickets.model import TicketNumbering
+from cti_bridge.tickets.service import TicketService
+from cti_bridge.transcribe.pool import WorkerPool
+from cti_bridge.transcribe.service import TranscriptionService, model_path
+
+log = structlog.get_logger(__name__)
+
+_FLUSH_SECONDS = 5.0
+
+
+def build_tracker(config: Config) -> CallTracker:
+    routing = {
+        pbx.name: PbxRouting(
+            frozenset(pbx.inbound_contexts), frozenset(pbx.outbound_contexts), frozenset(pbx.inbound_dids)
+        )
+        for pbx in config.pbxs
+    }
+    agents = AgentDirectory(
+        AgentEntry(a.id, tuple(a.interfaces), a.extension, a.pbx) for a in config.agents
+    )
+    return CallTracker(routing, agents)
+
+
+def numbering(config: Config) -> TicketNumbering:
+    return TicketNumbering(config.tickets.number_prefix, config.tickets.number_width)
+
+
+class Daemon:
+    """The running bridge. `async with Daemon(config) as daemon:` runs it until the block ends."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.store: Store | None = None
+        self.publisher: MqttPublisher | None = None
+        self.pipeline: CallPipeline | None = None
+        self.pool: WorkerPool | None = None
+        self.transcription: TranscriptionService | None = None
+        self.recordings: RecordingService | None = None
+        self.ami: list[AmiClient] = []
+        self._main: asyncio.Task[None] | None = None
+        self._started = asyncio.Event()
+        self._stop = asyncio.Event()
+
+    async def __aenter__(self) -> Daemon:
+        self._main = asyncio.create_task(self._run(), name="cti-bridge")
+        started = asyncio.create_task(self._started.wait(), name="cti-bridge-started")
+        done, _ = await asyncio.wait({self._main, started}, return_when=asyncio.FIRST_COMPLETED)
+        if self._main in done:
+            started.cancel()
+            self._main.result()  # raises what stopped start-up
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._main is not None:
+            await self._main
+
+    async def wait(self) -> None:
+        """Run until stopped (or until a component fails, which raises here)."""
+        assert self._main is not None
+        await self._main
+
+    async def _run(self) -> None:
+        config = self.config
+        async with contextlib.AsyncExitStack() as stack:
+            store = self.store = await Store.open(config.store.url, numbering(config))
+            stack.push_async_callback(store.close)
+            mqtt_password = reveal(config.mqtt.password) if config.mqtt.password else None
+            publisher = self.publisher = MqttPublisher(config.mqtt, mqtt_password)
+            transcription = config.transcription
+            if transcription.enabled and transcription.workers > 0:
+                preload = sorted({str(model_path(m)) for m in transcription.models.values()})
+                self.pool = await stack.enter_async_context(
+                    WorkerPool(transcription.workers, preload=preload)
+                )
+                self.transcription = TranscriptionService(store, self.pool, transcription, publisher)
+            jobs_queued = self.transcription.jobs_queued if self.transcription else (lambda: None)
+            self.recordings = RecordingService(
+                store, config.pbxs, transcription, publisher, jobs_queued
+            )
+            tickets = TicketService(store, config.tickets, config.phone.default_region)
+            self.pipeline = CallPipeline(
+                build_tracker(config), tickets, store, self.recordings, publisher
+            )
+            self.ami = [
+                AmiClient(pbx, reveal(pbx.secret), self.pipeline.submit) for pbx in config.pbxs
+            ]
+            async with asyncio.TaskGroup() as tasks:
+                publishing = tasks.create_task(publisher.run(), name="mqtt-publisher")
+                side_tasks = []
+                if self.transcription is not None:
+                    side_tasks.append(tasks.create_task(self.transcription.run(), name="transcription"))
+                side_tasks.append(tasks.create_task(self.recordings.run(), name="recordings"))
+                pipeline_task = tasks.create_task(self.pipeline.run(), name="call-pipeline")
+                ami_tasks = [
+                    tasks.create_task(client.run(), name=f"ami-{client.name}") for client in self.ami
+                ]
+                log.info("daemon.started", pbxs=[p.name for p in config.pbxs],
+                         workers=transcription.workers if self.transcription else 0)
+                self._started.set()
+                await self._stop.wait()
+                log.info("daemon.stopping")
+                for task in ami_tasks:
+                    task.cancel()
+                for client in self.ami:
+                    await client.close()
+                await self.pipeline.drain()
+                pipeline_task.cancel()
+                for task in side_tasks:
+                    task.cancel()
+                publisher.stop()
+                try:  # a broker that is away must not hold the stop up for long
+                    await asyncio.wait_for(asyncio.shield(publishing), _FLUSH_SECONDS)
+                except TimeoutError:
+                    log.warning("daemon.mqtt_flush_timeout", pending=publisher.pending)
+                    publishing.cancel()
+        log.info("daemon.stopped")

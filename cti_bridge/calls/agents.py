@@ -1,0 +1,49 @@
+"""Which agent a device belongs to: interface or extension -> agent id."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+# "PJSIP/1001-0000000a" and "Local/agent1@agents-00000002;1" name the devices
+# "PJSIP/1001" and "Local/agent1@agents": drop the Local half and the per-call counter.
+_CHANNEL_SUFFIX = re.compile(r"(?:-[0-9a-f]{8,})?(?:;[12])?$")
+
+
+def interface_of(channel: str) -> str:
+    """The device interface a channel name belongs to."""
+    return _CHANNEL_SUFFIX.sub("", channel, count=1)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentEntry:
+    agent_id: str
+    interfaces: tuple[str, ...] = ()
+    extension: str | None = None
+    pbx: str | None = None
+
+
+class AgentDirectory:
+    """Maps device interfaces to agent ids, optionally per PBX."""
+
+    def __init__(self, entries: Iterable[AgentEntry]) -> None:
+        self._by_interface: dict[tuple[str | None, str], str] = {}
+        self._by_extension: dict[tuple[str | None, str], str] = {}
+        for entry in entries:
+            for interface in entry.interfaces:
+                self._by_interface[(entry.pbx, interface.lower())] = entry.agent_id
+            if entry.extension:
+                self._by_extension[(entry.pbx, entry.extension)] = entry.agent_id
+
+    def agent_for(self, pbx: str, interface: str) -> str | None:
+        """The agent whose device is `interface` on `pbx`, if any."""
+        key = interface.lower()
+        agent = self._by_interface.get((pbx, key)) or self._by_interface.get((None, key))
+        if agent is not None:
+            return agent
+        _, slash, resource = interface.partition("/")
+        if not slash:
+            return None
+        extension = resource.split("@", 1)[0]
+        return self._by_extension.get((pbx, extension)) or self._by_extension.get((None, extension))

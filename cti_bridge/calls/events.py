@@ -1,0 +1,175 @@
+"""What the PBX told us, as frozen domain events (mapped from AMI by cti_bridge.ami.mapping)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PbxEvent:
+    pbx: str
+    at: float  # seconds since the epoch: the PBX's Timestamp header, else our receive time
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelEvent(PbxEvent):
+    uniqueid: str
+    linkedid: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelCreated(ChannelEvent):
+    channel: str
+    context: str
+    exten: str
+    caller_number: str | None
+    caller_name: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallerIdChanged(ChannelEvent):
+    caller_number: str | None
+    caller_name: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DialplanEntered(ChannelEvent):
+    """Newexten: the channel runs `application` at context/exten."""
+
+    channel: str
+    context: str
+    exten: str
+    application: str
+    caller_number: str | None
+    caller_name: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordingStarted(ChannelEvent):
+    """MixMonitor chose its file (VarSet MIXMONITOR_FILENAME); the path is the PBX's."""
+
+    path: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DialStarted(ChannelEvent):
+    """DialBegin from this channel to `dest_channel`."""
+
+    dest_uniqueid: str
+    dest_channel: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DialEnded(ChannelEvent):
+    dest_uniqueid: str
+    dest_channel: str
+    status: str  # ANSWER, NOANSWER, BUSY, CANCEL, ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueJoined(ChannelEvent):
+    queue: str
+    position: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueAgentRinging(ChannelEvent):
+    """AgentCalled: a queue member's device rings for this caller."""
+
+    queue: str
+    interface: str
+    member_name: str
+    dest_uniqueid: str
+    dest_channel: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueAgentConnected(ChannelEvent):
+    queue: str
+    interface: str
+    member_name: str
+    dest_uniqueid: str
+    dest_channel: str
+    hold_seconds: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueCallerAbandoned(ChannelEvent):
+    queue: str
+    hold_seconds: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelHungUp(ChannelEvent):
+    channel: str
+    cause: int | None
+    cause_text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallTransferred(ChannelEvent):
+    """BlindTransfer/AttendedTransfer: the call goes on, maybe to another agent."""
+
+    kind: str  # blind | attended
+    target: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserEventReceived(ChannelEvent):
+    """A dialplan UserEvent (IVR choice, survey score, ...)."""
+
+    name: str
+    fields: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LiveChannel:
+    """One row of CoreShowChannels."""
+
+    uniqueid: str
+    linkedid: str
+    channel: str
+    context: str
+    exten: str
+    application: str
+    application_data: str
+    caller_number: str | None
+    caller_name: str | None
+    up: bool
+    bridged: bool
+    duration_seconds: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LiveChannelsListed(PbxEvent):
+    """The PBX's own list of live channels, asked for after every (re)connect.
+
+    Calls we knew before `requested_at` that the list lacks ended while we were away.
+    """
+
+    requested_at: float
+    channels: tuple[LiveChannel, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PbxDisconnected(PbxEvent):
+    reason: str
+
+
+CallEvent = (
+    ChannelCreated
+    | CallerIdChanged
+    | DialplanEntered
+    | RecordingStarted
+    | DialStarted
+    | DialEnded
+    | QueueJoined
+    | QueueAgentRinging
+    | QueueAgentConnected
+    | QueueCallerAbandoned
+    | ChannelHungUp
+    | CallTransferred
+    | UserEventReceived
+    | LiveChannelsListed
+    | PbxDisconnected
+)

@@ -1,0 +1,338 @@
+"""The `cti-bridge` command: run the daemon, check config, import customers, see tickets, transcribe."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from cti_bridge.config import Config, ConfigError, load_config
+from cti_bridge.logs import configure_logging
+from cti_bridge.phone import to_e164
+
+DEFAULT_CONFIG = os.environ.get("CTI_BRIDGE_CONFIG", "/etc/cti-bridge/cti-bridge.yaml")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except ConfigError as exc:
+        print(f"cti-bridge: invalid configuration ({len(exc.problems)} problem(s)):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cti-bridge", description=__doc__)
+    config_arg = argparse.ArgumentParser(add_help=False)
+    config_arg.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="YAML config file")
+    commands = parser.add_subparsers(title="commands")
+
+    run = commands.add_parser("run", parents=[config_arg], help="run the daemon")
+    run.set_defaults(handler=_run)
+
+    check = commands.add_parser("check-config", parents=[config_arg], help="validate a config file")
+    check.set_defaults(handler=_check_config)
+
+    customers = commands.add_parser("customers", help="manage customers").add_subparsers()
+    importer = customers.add_parser("import", parents=[config_arg], help="load customers from CSV")
+    importer.add_argument("file", type=Path, help="CSV with columns name, phone, ...")
+    importer.set_defaults(handler=_import_customers)
+
+    tickets = commands.add_parser("tickets", help="see tickets").add_subparsers()
+    listing = tickets.add_parser("list", parents=[config_arg], help="list recent tickets")
+    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--status")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.set_defaults(handler=_list_tickets)
+    show = tickets.add_parser("show", parents=[config_arg], help="one ticket in full")
+    show.add_argument("number")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=_show_ticket)
+
+    transcribe = commands.add_parser("transcribe", help="transcribe WAV files with Vosk")
+    transcribe.add_argument("files", nargs="+", type=Path)
+    source = transcribe.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", type=Path, help="Vosk model directory")
+    source.add_argument("-c", "--config", help="take the model of --language from this config")
+    transcribe.add_argument("--language", default=None, help="language code (default: config's)")
+    transcribe.add_argument("--workers", type=int, default=1)
+    transcribe.add_argument("--json", action="store_true")
+    transcribe.set_defaults(handler=_transcribe)
+    return parser
+
+
+# -- run / check-config ----------------------------------------------------------
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    configure_logging(config.logging)
+    asyncio.run(_run_daemon(config))
+    return 0
+
+
+async def _run_daemon(config: Config) -> None:
+    from cti_bridge.app import Daemon
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with Daemon(config) as daemon:
+        waiter = asyncio.create_task(stop.wait(), name="signal-wait")
+        runner = asyncio.create_task(daemon.wait(), name="daemon-wait")
+        done, pending = await asyncio.wait({waiter, runner}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        if runner in done:
+            runner.result()
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    print(f"{args.config}: OK ({len(config.pbxs)} PBX(s), {len(config.agents)} agent(s))")
+    return 0
+
+
+# -- customers ---------------------------------------------------------------------
+
+_TRUE = {"1", "true", "yes", "y", "vip", "是"}
+
+
+def _import_customers(args: argparse.Namespace) -> int:
+    config = load_config(args.config, check_secrets=False)
+    rows, problems = read_customers_csv(args.file, config.phone.default_region)
+    for problem in problems:
+        print(f"{args.file}:{problem}", file=sys.stderr)
+    created, updated = asyncio.run(_store_customers(config, rows))
+    print(f"imported {len(rows)} customer(s): {created} new, {updated} updated; "
+          f"{len(problems)} row(s) refused")
+    return 1 if problems else 0
+
+
+def read_customers_csv(path: Path, region: str) -> tuple[list[Any], list[str]]:
+    """Read customers; phones may be several, separated by ; or |.
+
+    Returns:
+        (rows to import, problems as "LINE: reason").
+    """
+    from cti_bridge.store import CustomerRow
+
+    rows, problems = [], []
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"name", "phone"} - set(reader.fieldnames or ())
+        if missing:
+            return [], [f"1: missing column(s): {', '.join(sorted(missing))}"]
+        for record in reader:
+            line = reader.line_num
+            raw_phones = [p.strip() for p in (record.get("phone") or "").replace("|", ";").split(";")]
+            phones = [to_e164(p, region) for p in raw_phones if p]
+            name = (record.get("name") or "").strip()
+            if not name:
+                problems.append(f"{line}: empty name")
+                continue
+            if not phones or None in phones:
+                problems.append(f"{line}: not a phone number: {record.get('phone')!r}")
+                continue
+            rows.append(CustomerRow(
+                name=name,
+                phones=tuple(p for p in phones if p),
+                company=(record.get("company") or "").strip() or None,
+                email=(record.get("email") or "").strip() or None,
+                tier=(record.get("tier") or "").strip() or "standard",
+                vip=(record.get("vip") or "").strip().lower() in _TRUE,
+                notes=(record.get("notes") or "").strip() or None,
+                external_id=(record.get("external_id") or "").strip() or None,
+            ))
+    return rows, problems
+
+
+async def _store_customers(config: Config, rows: list[Any]) -> tuple[int, int]:
+    store = await _open_store(config)
+    try:
+        return await store.import_customers(rows, time.time())
+    finally:
+        await store.close()
+
+
+async def _open_store(config: Config) -> Any:
+    from cti_bridge.app import numbering
+    from cti_bridge.store import Store
+
+    return await Store.open(config.store.url, numbering(config))
+
+
+# -- tickets -------------------------------------------------------------------------
+
+
+def _list_tickets(args: argparse.Namespace) -> int:
+    config = load_config(args.config, check_secrets=False)
+
+    async def fetch() -> list[dict[str, Any]]:
+        store = await _open_store(config)
+        try:
+            return await store.list_tickets(limit=args.limit, status=args.status)
+        finally:
+            await store.close()
+
+    tickets = asyncio.run(fetch())
+    if args.json:
+        print(json.dumps(tickets, ensure_ascii=False, indent=2))
+        return 0
+    columns = ("number", "status", "priority", "created", "caller_number", "customer", "queue",
+               "assignee", "calls", "category")
+    table = [[_cell(t, c) for c in columns] for t in tickets]
+    print(_format_table(columns, table))
+    return 0
+
+
+def _show_ticket(args: argparse.Namespace) -> int:
+    config = load_config(args.config, check_secrets=False)
+
+    async def fetch() -> dict[str, Any] | None:
+        store = await _open_store(config)
+        try:
+            return await store.ticket_detail(args.number)
+        finally:
+            await store.close()
+
+    detail = asyncio.run(fetch())
+    if detail is None:
+        print(f"cti-bridge: no ticket {args.number}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(detail, ensure_ascii=False, indent=2))
+        return 0
+    print(render_ticket(detail))
+    return 0
+
+
+def render_ticket(d: dict[str, Any]) -> str:
+    lines = [
+        f"{d['number']}  {d['subject']}",
+        f"  status {d['status']}  priority {d['priority']}  category {d['category'] or '-'}"
+        f"  assignee {d['assignee'] or '-'}" + (f"  (rule: {d['rule']})" if d["rule"] else ""),
+        f"  caller {d['caller_number'] or '-'} {d['caller_name'] or ''}  DID {d['did'] or '-'}"
+        f"  queue {d['queue'] or '-'}  created {_time(d['created_at'])}",
+    ]
+    customer = d["customer"]
+    if customer:
+        vip = " VIP" if customer["vip"] else ""
+        lines.append(f"  customer #{customer['id']} {customer['name']} ({customer['company'] or '-'},"
+                     f" {customer['tier']}{vip})")
+    lines.append(f"  {d['description']}".replace("\n", "\n  "))
+    lines.append("calls:")
+    for call in d["calls"]:
+        lines.append(
+            f"  {call['pbx']}/{call['linkedid']} {call['outcome'] or 'in progress'}"
+            f"  agent {call['agent_id'] or '-'}  started {_time(call['started_at'])}"
+            f"  ring {_secs(call['ring_seconds'])}  talk {_secs(call['talk_seconds'])}"
+            f"  hangup {call['hangup_cause_text'] or '-'}"
+        )
+    lines.append("recordings:")
+    for rec in d["recordings"]:
+        dur = _secs(rec["duration_seconds"])
+        lines.append(f"  {rec['local_path']}  {rec['status']}  {dur}  transcription "
+                     f"{rec['transcription'] or '-'}"
+                     + (f" ({rec['transcription_error']})" if rec["transcription_error"] else ""))
+    lines.append("transcripts:")
+    for tr in d["transcripts"]:
+        lines.append(f"  [{tr['language']}, {_secs(tr['duration_seconds'])} audio] {tr['text']}")
+    lines.append("history:")
+    for event in d["history"]:
+        lines.append(f"  {_time(event['at'])}  {event['kind']:<22} {event['actor']}")
+    return "\n".join(lines)
+
+
+def _cell(row: dict[str, Any], column: str) -> str:
+    if column == "created":
+        return _time(row["created_at"])
+    value = row.get(column)
+    return "-" if value in (None, "") else str(value)
+
+
+def _time(epoch: float | None) -> str:
+    return "-" if epoch is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+def _secs(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}s"
+
+
+def _format_table(columns: Sequence[str], rows: list[list[str]]) -> str:
+    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+    out = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    out += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(out)
+
+
+# -- transcribe ------------------------------------------------------------------------
+
+
+def _transcribe(args: argparse.Namespace) -> int:
+    from cti_bridge.transcribe.cli import transcribe_files
+    from cti_bridge.transcribe.service import model_path
+
+    if args.model is not None:
+        model, language = args.model, args.language or "en"
+    else:
+        config = load_config(args.config, check_secrets=False)
+        language = args.language or config.transcription.default_language
+        if language not in config.transcription.models:
+            print(f"cti-bridge: no model for language {language!r} in {args.config}", file=sys.stderr)
+            return 2
+        model = model_path(config.transcription.models[language])
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    outcomes = asyncio.run(
+        transcribe_files(args.files, str(model), language, args.workers, progress=not args.json)
+    )
+    failed = 0
+    results = []
+    for path, outcome in zip(args.files, outcomes, strict=True):
+        if isinstance(outcome, Exception):
+            failed += 1
+            results.append({"file": str(path), "error": str(getattr(outcome, "reason", outcome))})
+        else:
+            results.append({"file": str(path), **_result_dict(outcome)})
+    if args.json:
+        print(json.dumps(results, ensure_ascii=False, indent=2))
+    else:
+        for result in results:
+            if "error" in result:
+                print(f"{result['file']}: FAILED: {result['error']}")
+            else:
+                print(f"{result['file']}: [{result['duration_seconds']:.1f}s audio in "
+                      f"{result['elapsed_seconds']:.1f}s] {result['text']}")
+    return 1 if failed else 0
+
+
+def _result_dict(result: Any) -> dict[str, Any]:
+    import dataclasses
+
+    data = dataclasses.asdict(result)
+    data["words"] = [dict(w) for w in data["words"]]
+    return data
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,64 @@
+"""structlog set-up: JSON lines (console on a terminal), contextvars, phone numbers masked."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+from cti_bridge.config.model import LoggingConfig
+from cti_bridge.phone import mask
+
+_PHONE_KEYS = frozenset({"caller", "caller_number", "phone", "number", "callee", "customer_phone"})
+_E164ISH = re.compile(r"\+\d{6,15}")
+
+
+def _mask_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return _E164ISH.sub(lambda m: mask(m.group()), value)
+    return value
+
+
+def mask_phone_numbers(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Mask numbers under phone-ish keys, and anything that looks like +E.164 elsewhere."""
+    for key, value in event_dict.items():
+        if key in _PHONE_KEYS and isinstance(value, str) and value:
+            event_dict[key] = mask(value)
+        else:
+            event_dict[key] = _mask_value(value)
+    return event_dict
+
+
+def configure_logging(config: LoggingConfig, stream: Any = None) -> None:
+    """Configure structlog (and stdlib logging, for libraries) once, at start-up."""
+    stream = stream or sys.stderr
+    level = getattr(logging, config.level.upper())
+    console = config.format == "console" or (config.format == "auto" and stream.isatty())
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if config.mask_numbers:
+        processors.append(mask_phone_numbers)
+    processors.append(structlog.processors.format_exc_info if not console else _identity)
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer(ensure_ascii=False)
+    )
+    structlog.configure(
+        processors=[*processors, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(stream),
+        cache_logger_on_first_use=False,
+    )
+    logging.basicConfig(level=max(level, logging.WARNING), stream=stream, force=True)
+
+
+def _identity(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    return event_dict

@@ -1,0 +1,224 @@
+"""The event path: AMI frames -> domain events -> call tracking -> tickets, pops and recordings."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+import structlog
+
+from cti_bridge.ami.client import AmiFrame
+from cti_bridge.ami.mapping import MalformedEvent, map_message
+from cti_bridge.calls import events as ev
+from cti_bridge.calls.model import (
+    AgentAnswered,
+    AgentRang,
+    Call,
+    CallEnded,
+    CallKey,
+    CallQualified,
+    CallUpdate,
+    Direction,
+    Outcome,
+    RecordingAnnounced,
+)
+from cti_bridge.calls.tracker import CallTracker
+from cti_bridge.recordings import RecordingService
+from cti_bridge.screenpop.outputs import OutboundMessage, Publisher
+from cti_bridge.screenpop.payload import screen_pop, ticket_notice
+from cti_bridge.store import Store
+from cti_bridge.tickets.service import TicketForCall, TicketService
+
+log = structlog.get_logger(__name__)
+
+
+class CallPipeline:
+    """Consumes the PBXs' events in arrival order, one at a time.
+
+    One consumer keeps each call's events in order; the work per event is a dict
+    lookup for most of them, and a few indexed queries for the handful per call
+    that change a ticket.
+    """
+
+    def __init__(
+        self,
+        tracker: CallTracker,
+        tickets: TicketService,
+        store: Store,
+        recordings: RecordingService,
+        publisher: Publisher,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._tracker = tracker
+        self._tickets = tickets
+        self._store = store
+        self._recordings = recordings
+        self._publisher = publisher
+        self._clock = clock
+        self._queue: asyncio.Queue[AmiFrame | ev.CallEvent] = asyncio.Queue()
+        self._open: dict[CallKey, TicketForCall] = {}
+        self._handlers: dict[type, Callable[[Any], Awaitable[None]]] = {
+            CallQualified: self._on_call_qualified,
+            AgentRang: self._on_agent_rang,
+            AgentAnswered: self._on_agent_answered,
+            RecordingAnnounced: self._on_recording_announced,
+            CallEnded: self._on_call_ended,
+        }
+        self.events_seen = 0
+        self.malformed = 0
+
+    def submit(self, item: AmiFrame | ev.CallEvent) -> None:
+        """The AMI sink: enqueue only (called from inside the protocol's data_received)."""
+        self._queue.put_nowait(item)
+
+    async def run(self) -> None:
+        while True:
+            item = await self._queue.get()
+            try:
+                await self.process(item)
+            finally:
+                self._queue.task_done()
+
+    async def drain(self) -> None:
+        """Wait until everything submitted so far has been processed."""
+        await self._queue.join()
+
+    async def process(self, item: AmiFrame | ev.CallEvent) -> None:
+        self.events_seen += 1
+        if isinstance(item, AmiFrame):
+            try:
+                event = map_message(item.pbx, item.message, item.received_at)
+            except MalformedEvent as exc:
+                self.malformed += 1
+                log.warning("ami.malformed_event", pbx=item.pbx, error=str(exc))
+                return
+            if event is None:
+                return
+        else:
+            event = item
+        if isinstance(event, ev.PbxDisconnected):
+            return
+        for update in self._tracker.handle(event):
+            await self._apply(update, event.at)
+        if isinstance(event, ev.LiveChannelsListed):
+            await self._close_calls_ended_while_away(event)
+
+    async def _apply(self, update: CallUpdate, event_at: float) -> None:
+        call = update.call
+        if call.direction is not Direction.INBOUND:
+            return
+        with structlog.contextvars.bound_contextvars(call=str(call.key)):
+            try:
+                await self._handlers[type(update)](update, event_at)
+            except Exception:
+                # One call's failure (a store error, say) must not stop the others.
+                log.exception("pipeline.update_failed", update=type(update).__name__)
+
+    # -- handlers --------------------------------------------------------------
+
+    async def _on_call_qualified(self, update: CallQualified, event_at: float) -> None:
+        opened = await self._tickets.open_for_call(update.call)
+        self._open[update.call.key] = opened
+        ticket = opened.ticket
+        structlog.contextvars.bind_contextvars(ticket=ticket.number)
+        if opened.created:
+            log.info("ticket.created", caller=opened.caller_e164, queue=ticket.queue,
+                     category=ticket.category, priority=ticket.priority, rule=ticket.rule)
+            self._notify("created", ticket, event_at, call=str(update.call.key))
+        elif opened.attached:
+            log.info("ticket.call_attached", caller=opened.caller_e164)
+            self._notify("call_attached", ticket, event_at, call=str(update.call.key))
+        for path in update.call.recordings:
+            await self._recordings.announced(update.call, path)
+
+    async def _on_agent_rang(self, update: AgentRang, event_at: float) -> None:
+        opened = await self._ticket_for(update.call)
+        await self._tickets.agent_rang(update.call)
+        self._pop("ringing", update.agent_id, update.call, opened, event_at)
+
+    async def _on_agent_answered(self, update: AgentAnswered, event_at: float) -> None:
+        opened = await self._ticket_for(update.call)
+        changed = await self._tickets.agent_answered(update.call, update.agent_id, event_at)
+        if not changed:
+            return  # already known (a resync re-reporting an answered call): no second pop
+        ticket = await self._tickets.ticket(opened.ticket.id)
+        opened = self._open[update.call.key] = TicketForCall(
+            ticket, opened.history, opened.caller_e164, opened.created, opened.attached
+        )
+        self._pop("answered", update.agent_id, update.call, opened, event_at)
+        self._notify("call_answered", ticket, event_at, agent_id=update.agent_id)
+
+    async def _on_recording_announced(self, update: RecordingAnnounced, _event_at: float) -> None:
+        await self._ticket_for(update.call)
+        await self._recordings.announced(update.call, update.path)
+
+    async def _on_call_ended(self, update: CallEnded, event_at: float) -> None:
+        call = update.call
+        opened = self._open.pop(call.key, None) or await self._tickets.open_for_call(call)
+        await self._tickets.call_ended(call, event_at)
+        log.info("call.ended", outcome=str(call.outcome), agent=call.agent_id,
+                 ring_seconds=_round(call.ring_seconds), talk_seconds=_round(call.talk_seconds),
+                 cause=call.hangup_cause_text)
+        self._notify("call_ended", opened.ticket, event_at, call=str(call.key),
+                     outcome=str(call.outcome), agent_id=call.agent_id,
+                     talk_seconds=_round(call.talk_seconds))
+        self._recordings.call_ended(call)
+
+    async def _close_calls_ended_while_away(self, event: ev.LiveChannelsListed) -> None:
+        """After a daemon restart the tracker cannot know calls that ended while we were
+        down; the store can: its open calls that the PBX no longer lists are over."""
+        live = {channel.linkedid for channel in event.channels}
+        tracked = {call.key for call in self._tracker.live_calls}
+        for open_call in await self._store.open_calls(event.pbx):
+            key = CallKey(open_call.pbx, open_call.linkedid)
+            if open_call.linkedid in live or key in tracked:
+                continue
+            ticket = await self._tickets.ticket(open_call.ticket_id)
+            call = Call(
+                key=key, direction=Direction.INBOUND, caller_number=ticket.caller_number,
+                caller_name=ticket.caller_name, did=ticket.did, queue=ticket.queue,
+                started_at=ticket.created_at, answered_at=open_call.answered_at,
+                ended_at=event.at,
+                outcome=Outcome.ANSWERED if open_call.answered_at else Outcome.LOST,
+                recordings=open_call.recordings,
+            )
+            await self._apply(CallEnded(call), event.at)
+
+    # -- helpers ----------------------------------------------------------------
+
+    async def _ticket_for(self, call: Call) -> TicketForCall:
+        opened = self._open.get(call.key)
+        if opened is None:
+            opened = self._open[call.key] = await self._tickets.open_for_call(call)
+        structlog.contextvars.bind_contextvars(ticket=opened.ticket.number)
+        return opened
+
+    def _pop(
+        self,
+        event: Literal["ringing", "answered"],
+        agent_id: str,
+        call: Call,
+        opened: TicketForCall,
+        event_at: float,
+    ) -> None:
+        payload = screen_pop(
+            event=event, agent_id=agent_id, call=call, caller_e164=opened.caller_e164,
+            ticket=opened.ticket, history=opened.history, created=opened.created,
+            event_at=event_at, now=self._clock(),
+        )
+        self._publisher.publish(
+            OutboundMessage(f"agents/{agent_id}/screenpop", payload.model_dump_json().encode())
+        )
+        log.info("screenpop.sent", agent=agent_id, pop=event)
+
+    def _notify(self, event: str, ticket: Any, at: float, **data: Any) -> None:
+        notice = ticket_notice(event, ticket, at, **data)
+        self._publisher.publish(
+            OutboundMessage(f"tickets/{ticket.number}", notice.model_dump_json().encode())
+        )
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)

@@ -1,0 +1,1 @@
+"""Screen-pop and ticket notices: payloads and the outputs that deliver them."""

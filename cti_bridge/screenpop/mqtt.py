@@ -1,0 +1,111 @@
+"""Publishes to MQTT: a buffered, reconnecting publisher with a retained status and last will."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import random
+import socket
+
+import aiomqtt
+import structlog
+from pydantic import SecretStr
+
+from cti_bridge.config.model import MqttConfig
+from cti_bridge.screenpop.outputs import OutboundMessage
+
+log = structlog.get_logger(__name__)
+
+_ONLINE, _OFFLINE = b"online", b"offline"
+
+
+class MqttPublisher:
+    """Queues messages and publishes them in order, across broker restarts.
+
+    `publish` never waits on the network: callers on the event path enqueue and go
+    on. While the broker is away up to `max_pending` messages wait (oldest dropped
+    first, and counted).
+    """
+
+    def __init__(self, config: MqttConfig, password: SecretStr | None) -> None:
+        self._config = config
+        self._password = password
+        self._pending: collections.deque[OutboundMessage] = collections.deque()
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self.connected = asyncio.Event()
+        self.published = 0
+        self.dropped = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def topic(self, suffix: str) -> str:
+        return f"{self._config.topic_prefix}/{suffix}"
+
+    def publish(self, message: OutboundMessage) -> None:
+        if len(self._pending) >= self._config.max_pending:
+            self._pending.popleft()
+            self.dropped += 1
+            log.warning("mqtt.dropped_oldest", pending=len(self._pending), dropped=self.dropped)
+        self._pending.append(message)
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        """Stay connected and drain the queue until `stop()`; then say offline and return."""
+        initial = self._config.reconnect.initial_delay.total_seconds()
+        ceiling = self._config.reconnect.max_delay.total_seconds()
+        delay = initial
+        status = self.topic("status")
+        while True:
+            try:
+                async with self._client(status) as client:
+                    delay = initial
+                    await client.publish(status, _ONLINE, qos=1, retain=True)
+                    self.connected.set()
+                    log.info("mqtt.connected", host=self._config.host, port=self._config.port)
+                    await self._drain(client)
+                    await client.publish(status, _OFFLINE, qos=1, retain=True)
+                    return
+            except aiomqtt.MqttError as exc:
+                self.connected.clear()
+                if self._stopping:
+                    log.warning("mqtt.unsent_at_stop", pending=len(self._pending), error=str(exc))
+                    return
+                log.warning("mqtt.disconnected", error=str(exc), retry_in=round(delay, 2))
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(delay * 2, ceiling)
+
+    def stop(self) -> None:
+        """Ask `run` to publish what is queued, mark the bridge offline and return."""
+        self._stopping = True
+        self._wakeup.set()
+
+    async def _drain(self, client: aiomqtt.Client) -> None:
+        qos = self._config.qos
+        while True:
+            while self._pending:
+                message = self._pending[0]
+                await client.publish(
+                    self.topic(message.topic), message.payload, qos=qos, retain=message.retain
+                )
+                self._pending.popleft()  # only once the broker has it: nothing lost on a drop
+                self.published += 1
+            if self._stopping:
+                return
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
+    def _client(self, status_topic: str) -> aiomqtt.Client:
+        config = self._config
+        return aiomqtt.Client(
+            config.host,
+            config.port,
+            username=config.username,
+            password=self._password.get_secret_value() if self._password else None,
+            identifier=config.client_id or f"cti-bridge-{socket.gethostname()}",
+            keepalive=config.keepalive,
+            will=aiomqtt.Will(status_topic, _OFFLINE, qos=1, retain=True),
+            timeout=10,
+        )

@@ -1,0 +1,160 @@
+"""The JSON messages cti-bridge publishes: one module builds them all.
+
+`ScreenPop` goes to `{prefix}/agents/{agent_id}/screenpop`; `TicketNotice` to
+`{prefix}/tickets/{ticket_number}`. Their JSON Schemas are in
+cti_bridge/screenpop/*.schema.json (kept in step by a test).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cti_bridge.calls.model import Call
+from cti_bridge.tickets.model import CallerHistory, Customer, Ticket, TicketSummary
+
+SCHEMA_VERSION = 1
+
+
+def iso(epoch: float | None) -> str | None:
+    """Seconds since the epoch -> ISO 8601 UTC with milliseconds."""
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CustomerInfo(_Payload):
+    id: int
+    name: str
+    company: str | None
+    email: str | None
+    tier: str
+    vip: bool
+    phones: list[str]
+    notes: str | None
+
+    @classmethod
+    def of(cls, customer: Customer) -> CustomerInfo:
+        return cls(
+            id=customer.id, name=customer.name, company=customer.company, email=customer.email,
+            tier=customer.tier, vip=customer.vip, phones=list(customer.phones), notes=customer.notes,
+        )
+
+
+class TicketRef(_Payload):
+    number: str = Field(description="Ticket number, e.g. T-000123.")
+    status: str = Field(description="new | assigned | in_progress | waiting | resolved | closed")
+    priority: str = Field(description="P1 (most urgent) .. P4")
+    category: str | None = Field(description="Category path, levels separated by /.")
+    subject: str
+    assignee: str | None = Field(description="Agent id owning the ticket.")
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def of(cls, ticket: TicketSummary) -> TicketRef:
+        return cls(
+            number=ticket.number, status=str(ticket.status), priority=ticket.priority,
+            category=ticket.category, subject=ticket.subject, assignee=ticket.assignee,
+            created_at=iso(ticket.created_at) or "", updated_at=iso(ticket.updated_at) or "",
+        )
+
+
+class TicketInfo(TicketRef):
+    description: str
+    caller_number: str | None
+    caller_name: str | None
+    did: str | None
+    queue: str | None
+    rule: str | None = Field(description="Name of the prefill rule that set category/priority.")
+
+    @classmethod
+    def of(cls, ticket: Ticket) -> TicketInfo:  # type: ignore[override]
+        return cls(
+            **TicketRef.of(ticket).model_dump(), description=ticket.description,
+            caller_number=ticket.caller_number, caller_name=ticket.caller_name, did=ticket.did,
+            queue=ticket.queue, rule=ticket.rule,
+        )
+
+
+class CallInfo(_Payload):
+    pbx: str
+    linkedid: str = Field(description="Asterisk Linkedid: the call's id on that PBX.")
+    direction: str
+    caller_number: str | None = Field(description="E.164 when it could be normalised.")
+    caller_name: str | None
+    did: str | None
+    queue: str | None
+    started_at: str
+    answered_at: str | None
+
+    @classmethod
+    def of(cls, call: Call, caller_e164: str | None) -> CallInfo:
+        return cls(
+            pbx=call.key.pbx, linkedid=call.key.linkedid, direction=str(call.direction),
+            caller_number=caller_e164 or call.caller_number, caller_name=call.caller_name,
+            did=call.did, queue=call.queue, started_at=iso(call.started_at) or "",
+            answered_at=iso(call.answered_at),
+        )
+
+
+class ScreenPop(_Payload):
+    """Sent to one agent when their phone rings for a call, and again when they answer."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event: Literal["ringing", "answered"]
+    agent_id: str
+    event_at: str = Field(description="When the PBX reported the ring/answer.")
+    sent_at: str = Field(description="When cti-bridge published this message.")
+    ticket_created: bool = Field(description="True: a new ticket; False: the caller's open one.")
+    call: CallInfo
+    ticket: TicketInfo
+    customer: CustomerInfo | None = Field(description="None when the number is not a customer.")
+    open_tickets: list[TicketRef] = Field(description="The caller's open tickets, newest first.")
+    recent_tickets: list[TicketRef] = Field(description="The caller's last N tickets.")
+
+
+class TicketNotice(_Payload):
+    """Something happened to a ticket: created, call attached/answered/ended, recording, transcript."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event: str
+    ticket: TicketRef
+    at: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+def screen_pop(
+    *,
+    event: Literal["ringing", "answered"],
+    agent_id: str,
+    call: Call,
+    caller_e164: str | None,
+    ticket: Ticket,
+    history: CallerHistory,
+    created: bool,
+    event_at: float,
+    now: float,
+) -> ScreenPop:
+    return ScreenPop(
+        event=event,
+        agent_id=agent_id,
+        event_at=iso(event_at) or "",
+        sent_at=iso(now) or "",
+        ticket_created=created,
+        call=CallInfo.of(call, caller_e164),
+        ticket=TicketInfo.of(ticket),
+        customer=CustomerInfo.of(history.customer) if history.customer else None,
+        open_tickets=[TicketRef.of(t) for t in history.open_tickets],
+        recent_tickets=[TicketRef.of(t) for t in history.recent_tickets],
+    )
+
+
+def ticket_notice(event: str, ticket: TicketSummary, at: float, **data: Any) -> TicketNotice:
+    return TicketNotice(event=event, ticket=TicketRef.of(ticket), at=iso(at) or "", data=data)

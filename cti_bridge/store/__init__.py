@@ -1,0 +1,6 @@
+"""The SQL store (SQLite through aiosqlite): schema migrations and every query."""
+
+from cti_bridge.store.database import Database, StoreError
+from cti_bridge.store.store import CustomerRow, OpenCall, Recording, Store, TranscriptionJob
+
+__all__ = ["CustomerRow", "Database", "OpenCall", "Recording", "Store", "StoreError", "TranscriptionJob"]

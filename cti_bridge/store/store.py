@@ -1,0 +1,680 @@
+"""The SQL store: tickets, calls, customers, recordings, the transcription job queue."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+from cti_bridge.calls.model import Call
+from cti_bridge.store.database import Database
+from cti_bridge.tickets.model import (
+    OPEN_STATUSES,
+    CallerHistory,
+    Customer,
+    NewTicket,
+    Ticket,
+    TicketNumbering,
+    TicketStatus,
+    TicketSummary,
+)
+
+_OPEN = tuple(str(s) for s in OPEN_STATUSES)
+_OPEN_SQL = ",".join("?" * len(_OPEN))
+_TICKET_COLUMNS = (
+    "id, number, status, priority, category, subject, assignee, created_at, updated_at, rule, "
+    "description, channel, customer_id, caller_number, caller_name, did, queue"
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CustomerRow:
+    """One customer to import."""
+
+    name: str
+    phones: tuple[str, ...]
+    company: str | None = None
+    email: str | None = None
+    tier: str = "standard"
+    vip: bool = False
+    notes: str | None = None
+    external_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Recording:
+    id: int
+    call_id: int
+    ticket_id: int
+    ticket_number: str
+    pbx_path: str
+    local_path: str
+    status: str
+    queue: str | None
+    did: str | None
+    pbx: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TranscriptionJob:
+    id: int
+    recording_id: int
+    ticket_id: int
+    ticket_number: str
+    local_path: str
+    language: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenCall:
+    """A call row the PBX never told us the end of."""
+
+    id: int
+    pbx: str
+    linkedid: str
+    ticket_id: int
+    answered_at: float | None
+    recordings: tuple[str, ...]
+
+
+class Store:
+    """Everything the daemon and the CLI read and write, over one Database."""
+
+    def __init__(self, database: Database, numbering: TicketNumbering) -> None:
+        self._db = database
+        self._numbering = numbering
+
+    @classmethod
+    async def open(cls, url: str, numbering: TicketNumbering) -> Store:
+        return cls(await Database.open(url), numbering)
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    # -- customers -----------------------------------------------------------
+
+    async def customer_by_phone(self, phone: str) -> Customer | None:
+        row = await self._db.fetchone(
+            "SELECT c.* FROM customer_phones p JOIN customers c ON c.id = p.customer_id"
+            " WHERE p.phone = ?",
+            (phone,),
+        )
+        if row is None:
+            return None
+        phones = await self._db.fetchall(
+            "SELECT phone FROM customer_phones WHERE customer_id = ? ORDER BY phone", (row["id"],)
+        )
+        return _customer(row, tuple(p["phone"] for p in phones))
+
+    async def import_customers(self, customers: Iterable[CustomerRow], at: float) -> tuple[int, int]:
+        """Insert or update customers (matched by external id, else by phone).
+
+        Returns:
+            (created, updated) counts.
+        """
+        created = updated = 0
+        async with self._db.transaction() as tx:
+            for customer in customers:
+                customer_id = await _existing_customer(tx, customer)
+                values = (
+                    customer.name,
+                    customer.company,
+                    customer.email,
+                    customer.tier,
+                    int(customer.vip),
+                    customer.notes,
+                    customer.external_id,
+                )
+                if customer_id is None:
+                    cursor = await tx.execute(
+                        "INSERT INTO customers (name, company, email, tier, vip, notes, external_id,"
+                        " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (*values, at, at),
+                    )
+                    customer_id = cursor.lastrowid
+                    created += 1
+                else:
+                    await tx.execute(
+                        "UPDATE customers SET name=?, company=?, email=?, tier=?, vip=?, notes=?,"
+                        " external_id=?, updated_at=? WHERE id=?",
+                        (*values, at, customer_id),
+                    )
+                    updated += 1
+                for phone in customer.phones:
+                    await tx.execute(
+                        "INSERT INTO customer_phones (phone, customer_id) VALUES (?, ?)"
+                        " ON CONFLICT (phone) DO UPDATE SET customer_id = excluded.customer_id",
+                        (phone, customer_id),
+                    )
+        return created, updated
+
+    # -- tickets for calls (TicketRepository) ----------------------------------
+
+    async def ticket_for_call(self, pbx: str, linkedid: str) -> Ticket | None:
+        row = await self._db.fetchone(
+            f"SELECT {_prefixed('t')} FROM calls c JOIN tickets t ON t.id = c.ticket_id"
+            " WHERE c.pbx = ? AND c.linkedid = ?",
+            (pbx, linkedid),
+        )
+        return _ticket(row) if row else None
+
+    async def caller_history(
+        self, customer_id: int | None, phone: str | None, limit: int
+    ) -> CallerHistory:
+        customer = await self.customer_by_phone(phone) if phone else None
+        where, params = _caller_filter(customer_id, phone)
+        if where is None:
+            return CallerHistory(customer=customer, open_tickets=(), recent_tickets=())
+        open_rows = await self._db.fetchall(
+            f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE ({where}) AND status IN ({_OPEN_SQL})"
+            " ORDER BY updated_at DESC LIMIT 50",
+            (*params, *_OPEN),
+        )
+        recent_rows = await self._db.fetchall(
+            f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE {where} ORDER BY created_at DESC LIMIT ?",
+            (*params, limit),
+        )
+        return CallerHistory(
+            customer=customer,
+            open_tickets=tuple(_summary(r) for r in open_rows),
+            recent_tickets=tuple(_summary(r) for r in recent_rows),
+        )
+
+    async def reusable_ticket(
+        self, customer_id: int | None, phone: str | None, updated_since: float
+    ) -> Ticket | None:
+        where, params = _caller_filter(customer_id, phone)
+        if where is None:
+            return None
+        row = await self._db.fetchone(
+            f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE ({where}) AND status IN ({_OPEN_SQL})"
+            " AND updated_at >= ? ORDER BY updated_at DESC LIMIT 1",
+            (*params, *_OPEN, updated_since),
+        )
+        return _ticket(row) if row else None
+
+    async def create_ticket_for_call(
+        self, new: NewTicket, call: Call, caller_e164: str | None, at: float
+    ) -> tuple[Ticket, bool]:
+        async with self._db.transaction() as tx:
+            existing = await _ticket_id_for_call(tx, call)
+            if existing is not None:
+                return await self._ticket_in(tx, existing), False
+            cursor = await tx.execute(
+                "INSERT INTO tickets (status, priority, category, rule, subject, description,"
+                " customer_id, caller_number, caller_name, did, queue, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    str(new.status),
+                    new.priority,
+                    new.category,
+                    new.rule,
+                    new.subject,
+                    new.description,
+                    new.customer_id,
+                    new.caller_number,
+                    new.caller_name,
+                    new.did,
+                    new.queue,
+                    at,
+                    at,
+                ),
+            )
+            ticket_id = cursor.lastrowid
+            assert ticket_id is not None
+            number = self._numbering.format(ticket_id)
+            await tx.execute("UPDATE tickets SET number = ? WHERE id = ?", (number, ticket_id))
+            await _insert_call(tx, ticket_id, call, caller_e164)
+            await _event(tx, ticket_id, at, "created", "system", {
+                "call": str(call.key), "rule": new.rule, "category": new.category,
+                "priority": new.priority,
+            })
+            return await self._ticket_in(tx, ticket_id), True
+
+    async def attach_call(
+        self, ticket_id: int, call: Call, caller_e164: str | None, at: float
+    ) -> tuple[Ticket, bool]:
+        async with self._db.transaction() as tx:
+            existing = await _ticket_id_for_call(tx, call)
+            if existing is not None:
+                return await self._ticket_in(tx, existing), False
+            await _insert_call(tx, ticket_id, call, caller_e164)
+            await tx.execute(
+                "UPDATE tickets SET updated_at = MAX(updated_at, ?) WHERE id = ?", (at, ticket_id)
+            )
+            await _event(tx, ticket_id, at, "call_attached", "system", {"call": str(call.key)})
+            return await self._ticket_in(tx, ticket_id), True
+
+    async def record_rang(self, call: Call) -> None:
+        await self._db.execute(
+            "UPDATE calls SET rang_agents = ?, queue = COALESCE(queue, ?) WHERE pbx = ? AND linkedid = ?",
+            (",".join(call.rang_agents), call.queue, call.key.pbx, call.key.linkedid),
+        )
+
+    async def record_answer(self, call: Call, agent_id: str, at: float) -> bool:
+        async with self._db.transaction() as tx:
+            row = await _fetchone(
+                tx,
+                "SELECT c.ticket_id, c.agent_id, t.assignee, t.status FROM calls c"
+                " JOIN tickets t ON t.id = c.ticket_id WHERE c.pbx = ? AND c.linkedid = ?",
+                (call.key.pbx, call.key.linkedid),
+            )
+            if row is None or row["agent_id"] == agent_id:
+                return False
+            await tx.execute(
+                "UPDATE calls SET agent_id = ?, answered_at = COALESCE(answered_at, ?), queue = ?,"
+                " rang_agents = ? WHERE pbx = ? AND linkedid = ?",
+                (agent_id, call.answered_at or at, call.queue, ",".join(call.rang_agents),
+                 call.key.pbx, call.key.linkedid),
+            )
+            ticket_id = row["ticket_id"]
+            if row["assignee"] is None:
+                status = TicketStatus.ASSIGNED if row["status"] == TicketStatus.NEW else row["status"]
+                await tx.execute(
+                    "UPDATE tickets SET assignee = ?, status = ?, updated_at = MAX(updated_at, ?)"
+                    " WHERE id = ?",
+                    (agent_id, str(status), at, ticket_id),
+                )
+                await _event(tx, ticket_id, at, "assigned", "system", {
+                    "to": agent_id, "why": "answered the call", "from_status": row["status"],
+                    "to_status": str(status),
+                })
+            await _event(tx, ticket_id, at, "call_answered", agent_id, {"call": str(call.key)})
+            return True
+
+    async def record_call_end(self, call: Call, at: float) -> None:
+        async with self._db.transaction() as tx:
+            row = await _fetchone(
+                tx, "SELECT id, ticket_id, ended_at FROM calls WHERE pbx = ? AND linkedid = ?",
+                (call.key.pbx, call.key.linkedid),
+            )
+            if row is None or row["ended_at"] is not None:
+                return
+            await tx.execute(
+                "UPDATE calls SET ended_at = ?, answered_at = COALESCE(answered_at, ?),"
+                " agent_id = COALESCE(?, agent_id), queue = COALESCE(?, queue), rang_agents = ?,"
+                " ring_seconds = ?, talk_seconds = ?, hangup_cause = ?, hangup_cause_text = ?,"
+                " outcome = ? WHERE id = ?",
+                (
+                    call.ended_at, call.answered_at, call.agent_id, call.queue,
+                    ",".join(call.rang_agents), call.ring_seconds, call.talk_seconds,
+                    call.hangup_cause, call.hangup_cause_text,
+                    str(call.outcome) if call.outcome else None, row["id"],
+                ),
+            )
+            await tx.execute(
+                "UPDATE tickets SET updated_at = MAX(updated_at, ?) WHERE id = ?",
+                (at, row["ticket_id"]),
+            )
+            await _event(tx, row["ticket_id"], at, "call_ended", "system", {
+                "call": str(call.key), "outcome": str(call.outcome),
+                "cause": call.hangup_cause_text, "talk_seconds": call.talk_seconds,
+            })
+
+    async def open_calls(self, pbx: str) -> list[OpenCall]:
+        """Calls of a PBX whose end we have not recorded (e.g. we were down when they ended)."""
+        rows = await self._db.fetchall(
+            "SELECT c.id, c.pbx, c.linkedid, c.ticket_id, c.answered_at,"
+            " (SELECT group_concat(pbx_path, char(10)) FROM recordings r WHERE r.call_id = c.id)"
+            " AS recordings FROM calls c WHERE c.pbx = ? AND c.ended_at IS NULL",
+            (pbx,),
+        )
+        return [
+            OpenCall(
+                id=r["id"], pbx=r["pbx"], linkedid=r["linkedid"], ticket_id=r["ticket_id"],
+                answered_at=r["answered_at"],
+                recordings=tuple(r["recordings"].split("\n")) if r["recordings"] else (),
+            )
+            for r in rows
+        ]
+
+    async def get_ticket(self, ticket_id: int) -> Ticket:
+        row = await self._db.fetchone(
+            f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = ?", (ticket_id,)
+        )
+        if row is None:
+            raise LookupError(f"no ticket with id {ticket_id}")
+        return _ticket(row)
+
+    async def _ticket_in(self, tx: aiosqlite.Connection, ticket_id: int) -> Ticket:
+        row = await _fetchone(tx, f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = ?", (ticket_id,))
+        assert row is not None
+        return _ticket(row)
+
+    # -- recordings and transcription jobs -------------------------------------
+
+    async def add_recording(
+        self, call: Call, pbx_path: str, local_path: str, at: float
+    ) -> int | None:
+        """Note a recording of a call (idempotent). None when the call has no ticket."""
+        async with self._db.transaction() as tx:
+            row = await _fetchone(
+                tx, "SELECT id, ticket_id FROM calls WHERE pbx = ? AND linkedid = ?",
+                (call.key.pbx, call.key.linkedid),
+            )
+            if row is None:
+                return None
+            await tx.execute(
+                "INSERT INTO recordings (call_id, ticket_id, pbx_path, local_path, created_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (call_id, pbx_path) DO NOTHING",
+                (row["id"], row["ticket_id"], pbx_path, local_path, at),
+            )
+            found = await _fetchone(
+                tx, "SELECT id FROM recordings WHERE call_id = ? AND pbx_path = ?",
+                (row["id"], pbx_path),
+            )
+            assert found is not None
+            return int(found["id"])
+
+    async def recordings_to_link(self) -> list[Recording]:
+        """Recordings of ended calls not yet linked (e.g. the daemon stopped while waiting)."""
+        rows = await self._db.fetchall(
+            "SELECT r.*, t.number AS ticket_number, c.queue, c.did, c.pbx FROM recordings r"
+            " JOIN calls c ON c.id = r.call_id JOIN tickets t ON t.id = r.ticket_id"
+            " WHERE r.status = 'recording' AND c.ended_at IS NOT NULL ORDER BY r.id"
+        )
+        return [_recording(r) for r in rows]
+
+    async def recording(self, recording_id: int) -> Recording:
+        row = await self._db.fetchone(
+            "SELECT r.*, t.number AS ticket_number, c.queue, c.did, c.pbx FROM recordings r"
+            " JOIN calls c ON c.id = r.call_id JOIN tickets t ON t.id = r.ticket_id WHERE r.id = ?",
+            (recording_id,),
+        )
+        if row is None:
+            raise LookupError(f"no recording {recording_id}")
+        return _recording(row)
+
+    async def link_recording(
+        self,
+        recording_id: int,
+        *,
+        status: str,
+        size_bytes: int | None,
+        duration_seconds: float | None,
+        error: str | None,
+        language: str | None,
+        at: float,
+    ) -> int | None:
+        """Mark a recording linked (or missing/incomplete) and queue its transcription.
+
+        Returns:
+            The transcription job id, if one was queued.
+        """
+        async with self._db.transaction() as tx:
+            await tx.execute(
+                "UPDATE recordings SET status = ?, size_bytes = ?, duration_seconds = ?, error = ?,"
+                " linked_at = ? WHERE id = ?",
+                (status, size_bytes, duration_seconds, error, at, recording_id),
+            )
+            row = await _fetchone(tx, "SELECT ticket_id, local_path FROM recordings WHERE id = ?",
+                                  (recording_id,))
+            assert row is not None
+            await _event(tx, row["ticket_id"], at, "recording_" + status, "system", {
+                "path": row["local_path"], "error": error, "duration_seconds": duration_seconds,
+            })
+            if language is None:
+                return None
+            cursor = await tx.execute(
+                "INSERT INTO transcription_jobs (recording_id, language, created_at)"
+                " VALUES (?, ?, ?) ON CONFLICT (recording_id) DO NOTHING",
+                (recording_id, language, at),
+            )
+            return cursor.lastrowid if cursor.rowcount else None
+
+    async def claim_job(self, owner: str, now: float, lease_seconds: float) -> TranscriptionJob | None:
+        """Take the oldest ready job, or one whose lease ran out (its worker or daemon died)."""
+        async with self._db.transaction() as tx:
+            row = await _fetchone(
+                tx,
+                "SELECT j.id FROM transcription_jobs j WHERE (j.state = 'queued' AND j.not_before <= ?)"
+                " OR (j.state = 'running' AND j.lease_expires_at < ?) ORDER BY j.id LIMIT 1",
+                (now, now),
+            )
+            if row is None:
+                return None
+            await tx.execute(
+                "UPDATE transcription_jobs SET state = 'running', attempts = attempts + 1,"
+                " lease_owner = ?, lease_expires_at = ?, started_at = ? WHERE id = ?",
+                (owner, now + lease_seconds, now, row["id"]),
+            )
+            job = await _fetchone(
+                tx,
+                "SELECT j.id, j.recording_id, j.language, j.attempts, r.local_path, r.ticket_id,"
+                " t.number AS ticket_number FROM transcription_jobs j"
+                " JOIN recordings r ON r.id = j.recording_id JOIN tickets t ON t.id = r.ticket_id"
+                " WHERE j.id = ?",
+                (row["id"],),
+            )
+            assert job is not None
+            return TranscriptionJob(
+                id=job["id"], recording_id=job["recording_id"], ticket_id=job["ticket_id"],
+                ticket_number=job["ticket_number"], local_path=job["local_path"],
+                language=job["language"], attempts=job["attempts"],
+            )
+
+    async def complete_job(
+        self, job: TranscriptionJob, owner: str, result: dict[str, Any], at: float
+    ) -> bool:
+        """Store the transcript, if `owner` still holds the job's lease. False if it does not
+        (the lease ran out and someone else took the job): the result is then discarded."""
+        async with self._db.transaction() as tx:
+            cursor = await tx.execute(
+                "UPDATE transcription_jobs SET state = 'done', finished_at = ?, error = NULL,"
+                " lease_expires_at = NULL WHERE id = ? AND state = 'running' AND lease_owner = ?",
+                (at, job.id, owner),
+            )
+            if cursor.rowcount != 1:
+                return False
+            await tx.execute(
+                "INSERT INTO transcripts (job_id, recording_id, ticket_id, language, text, words,"
+                " duration_seconds, elapsed_seconds, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job.id, job.recording_id, job.ticket_id, job.language, result["text"],
+                    json.dumps(result["words"], ensure_ascii=False),
+                    result["duration_seconds"], result["elapsed_seconds"], at,
+                ),
+            )
+            await tx.execute("UPDATE tickets SET updated_at = MAX(updated_at, ?) WHERE id = ?",
+                             (at, job.ticket_id))
+            await _event(tx, job.ticket_id, at, "transcribed", "system", {
+                "recording_id": job.recording_id, "language": job.language,
+                "duration_seconds": result["duration_seconds"],
+            })
+            return True
+
+    async def fail_job(
+        self, job: TranscriptionJob, owner: str, reason: str, *, retry_at: float | None, at: float
+    ) -> bool:
+        """Record a failed attempt: queue it again from `retry_at`, or fail it for good."""
+        state = "queued" if retry_at is not None else "failed"
+        async with self._db.transaction() as tx:
+            cursor = await tx.execute(
+                "UPDATE transcription_jobs SET state = ?, error = ?, not_before = ?, lease_owner = NULL,"
+                " lease_expires_at = NULL, finished_at = ? WHERE id = ? AND state = 'running'"
+                " AND lease_owner = ?",
+                (state, reason, retry_at or 0, None if retry_at else at, job.id, owner),
+            )
+            if cursor.rowcount == 1 and retry_at is None:
+                await _event(tx, job.ticket_id, at, "transcription_failed", "system", {
+                    "recording_id": job.recording_id, "reason": reason,
+                })
+            return cursor.rowcount == 1
+
+    async def release_jobs(self, owner: str) -> int:
+        """Give back jobs this daemon was running (clean shutdown): queued again at once."""
+        return await self._db.execute(
+            "UPDATE transcription_jobs SET state = 'queued', attempts = MAX(attempts - 1, 0),"
+            " lease_owner = NULL, lease_expires_at = NULL WHERE state = 'running' AND lease_owner = ?",
+            (owner,),
+        )
+
+    async def job_states(self) -> dict[str, int]:
+        rows = await self._db.fetchall(
+            "SELECT state, COUNT(*) AS n FROM transcription_jobs GROUP BY state"
+        )
+        return {r["state"]: r["n"] for r in rows}
+
+    # -- reading tickets (CLI, pops) --------------------------------------------
+
+    async def list_tickets(self, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
+        where, params = ("WHERE t.status = ?", [status]) if status else ("", [])
+        rows = await self._db.fetchall(
+            "SELECT t.number, t.status, t.priority, t.category, t.subject, t.assignee,"
+            " t.caller_number, t.queue, t.created_at, t.updated_at, cu.name AS customer,"
+            " (SELECT COUNT(*) FROM calls c WHERE c.ticket_id = t.id) AS calls"
+            f" FROM tickets t LEFT JOIN customers cu ON cu.id = t.customer_id {where}"
+            " ORDER BY t.id DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [dict(r) for r in rows]
+
+    async def ticket_detail(self, number: str) -> dict[str, Any] | None:
+        """A ticket with its customer, calls, recordings, transcripts and history."""
+        row = await self._db.fetchone(
+            f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE number = ?", (number,)
+        )
+        if row is None:
+            return None
+        detail = dict(row)
+        ticket_id = row["id"]
+        customer = await self._db.fetchone(
+            "SELECT * FROM customers WHERE id = ?", (row["customer_id"],)
+        )
+        detail["customer"] = dict(customer) if customer else None
+        detail["calls"] = [
+            dict(r) for r in await self._db.fetchall(
+                "SELECT pbx, linkedid, direction, caller_number, caller_name, did, queue, agent_id,"
+                " rang_agents, started_at, answered_at, ended_at, ring_seconds, talk_seconds,"
+                " hangup_cause, hangup_cause_text, outcome FROM calls WHERE ticket_id = ? ORDER BY id",
+                (ticket_id,),
+            )
+        ]
+        detail["recordings"] = [
+            dict(r) for r in await self._db.fetchall(
+                "SELECT r.id, r.pbx_path, r.local_path, r.status, r.size_bytes, r.duration_seconds,"
+                " r.error, j.state AS transcription, j.attempts, j.error AS transcription_error"
+                " FROM recordings r LEFT JOIN transcription_jobs j ON j.recording_id = r.id"
+                " WHERE r.ticket_id = ? ORDER BY r.id",
+                (ticket_id,),
+            )
+        ]
+        detail["transcripts"] = [
+            {**dict(r), "words": json.loads(r["words"])}
+            for r in await self._db.fetchall(
+                "SELECT recording_id, language, text, words, duration_seconds, elapsed_seconds,"
+                " created_at FROM transcripts WHERE ticket_id = ? ORDER BY id",
+                (ticket_id,),
+            )
+        ]
+        detail["history"] = [
+            {**dict(r), "data": json.loads(r["data"])}
+            for r in await self._db.fetchall(
+                "SELECT at, kind, actor, data FROM ticket_events WHERE ticket_id = ? ORDER BY id",
+                (ticket_id,),
+            )
+        ]
+        return detail
+
+
+# -- helpers -------------------------------------------------------------------
+
+
+def _prefixed(alias: str) -> str:
+    return ", ".join(f"{alias}.{c.strip()}" for c in _TICKET_COLUMNS.split(","))
+
+
+def _caller_filter(customer_id: int | None, phone: str | None) -> tuple[str | None, tuple[Any, ...]]:
+    # A known customer's tickets include those from their other numbers.
+    if customer_id is not None:
+        return "customer_id = ?", (customer_id,)
+    if phone is not None:
+        return "caller_number = ?", (phone,)
+    return None, ()
+
+
+async def _fetchone(
+    tx: aiosqlite.Connection, sql: str, params: Sequence[Any]
+) -> aiosqlite.Row | None:
+    async with tx.execute(sql, params) as cursor:
+        return await cursor.fetchone()
+
+
+async def _ticket_id_for_call(tx: aiosqlite.Connection, call: Call) -> int | None:
+    row = await _fetchone(
+        tx, "SELECT ticket_id FROM calls WHERE pbx = ? AND linkedid = ?",
+        (call.key.pbx, call.key.linkedid),
+    )
+    return int(row["ticket_id"]) if row else None
+
+
+async def _insert_call(tx: aiosqlite.Connection, ticket_id: int, call: Call, caller: str | None) -> None:
+    await tx.execute(
+        "INSERT INTO calls (pbx, linkedid, ticket_id, direction, caller_number, caller_name, did,"
+        " queue, agent_id, rang_agents, started_at, answered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            call.key.pbx, call.key.linkedid, ticket_id, str(call.direction),
+            caller or call.caller_number, call.caller_name, call.did, call.queue, call.agent_id,
+            ",".join(call.rang_agents), call.started_at, call.answered_at,
+        ),
+    )
+
+
+async def _event(
+    tx: aiosqlite.Connection, ticket_id: int, at: float, kind: str, actor: str, data: dict[str, Any]
+) -> None:
+    await tx.execute(
+        "INSERT INTO ticket_events (ticket_id, at, kind, actor, data) VALUES (?, ?, ?, ?, ?)",
+        (ticket_id, at, kind, actor, json.dumps(data, ensure_ascii=False)),
+    )
+
+
+async def _existing_customer(tx: aiosqlite.Connection, customer: CustomerRow) -> int | None:
+    if customer.external_id:
+        row = await _fetchone(tx, "SELECT id FROM customers WHERE external_id = ?",
+                              (customer.external_id,))
+        if row:
+            return int(row["id"])
+    for phone in customer.phones:
+        row = await _fetchone(tx, "SELECT customer_id FROM customer_phones WHERE phone = ?", (phone,))
+        if row:
+            return int(row["customer_id"])
+    return None
+
+
+def _customer(row: aiosqlite.Row, phones: tuple[str, ...]) -> Customer:
+    return Customer(
+        id=row["id"], name=row["name"], company=row["company"], email=row["email"],
+        tier=row["tier"], vip=bool(row["vip"]), notes=row["notes"], phones=phones,
+    )
+
+
+def _summary(row: aiosqlite.Row) -> TicketSummary:
+    return TicketSummary(
+        id=row["id"], number=row["number"], status=TicketStatus(row["status"]),
+        priority=row["priority"], category=row["category"], subject=row["subject"],
+        assignee=row["assignee"], created_at=row["created_at"], updated_at=row["updated_at"],
+    )
+
+
+def _ticket(row: aiosqlite.Row) -> Ticket:
+    return Ticket(
+        id=row["id"], number=row["number"], status=TicketStatus(row["status"]),
+        priority=row["priority"], category=row["category"], subject=row["subject"],
+        assignee=row["assignee"], created_at=row["created_at"], updated_at=row["updated_at"],
+        rule=row["rule"], description=row["description"], channel=row["channel"],
+        customer_id=row["customer_id"], caller_number=row["caller_number"],
+        caller_name=row["caller_name"], did=row["did"], queue=row["queue"],
+    )
+
+
+def _recording(row: aiosqlite.Row) -> Recording:
+    return Recording(
+        id=row["id"], call_id=row["call_id"], ticket_id=row["ticket_id"],
+        ticket_number=row["ticket_number"], pbx_path=row["pbx_path"], local_path=row["local_path"],
+        status=row["status"], queue=row["queue"], did=row["did"], pbx=row["pbx"],
+    )

@@ -1,0 +1,67 @@
+"""Opens (or reuses) the ticket for each inbound call and keeps it in step with the call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cti_bridge.calls.model import Call
+from cti_bridge.config.model import TicketConfig
+from cti_bridge.phone import to_e164
+from cti_bridge.tickets.model import CallerHistory, Ticket
+from cti_bridge.tickets.ports import TicketRepository
+from cti_bridge.tickets.prefill import prefill
+
+
+@dataclass(frozen=True, slots=True)
+class TicketForCall:
+    ticket: Ticket
+    history: CallerHistory
+    caller_e164: str | None
+    created: bool  # a new ticket (else the call joined an existing one)
+    attached: bool  # this call was newly recorded on the ticket
+
+
+class TicketService:
+    def __init__(self, repository: TicketRepository, config: TicketConfig, default_region: str) -> None:
+        self._repository = repository
+        self._config = config
+        self._region = default_region
+
+    async def open_for_call(self, call: Call) -> TicketForCall:
+        """The ticket for an inbound call: its own if it has one already (reconnect, restart),
+        else the caller's open ticket updated within the reuse window, else a new prefilled one.
+        """
+        repo = self._repository
+        caller = to_e164(call.caller_number, self._region)
+        existing = await repo.ticket_for_call(call.key.pbx, call.key.linkedid)
+        customer = await repo.customer_by_phone(caller) if caller else None
+        customer_id = customer.id if customer else None
+        if existing is not None:
+            ticket, created, attached = existing, False, False
+        else:
+            window = self._config.reuse_open_ticket_within.total_seconds()
+            reusable = None
+            if caller is not None:
+                reusable = await repo.reusable_ticket(customer_id, caller, call.started_at - window)
+            if reusable is not None:
+                ticket, attached = await repo.attach_call(reusable.id, call, caller, call.started_at)
+                created = False
+            else:
+                new = prefill(call, caller, customer, self._config)
+                ticket, created = await repo.create_ticket_for_call(new, call, caller, call.started_at)
+                attached = created
+        history = await repo.caller_history(customer_id, caller, self._config.history_size)
+        return TicketForCall(ticket, history, caller, created, attached)
+
+    async def agent_answered(self, call: Call, agent_id: str, at: float) -> bool:
+        """Record who answered; the answering agent owns an unassigned ticket."""
+        return await self._repository.record_answer(call, agent_id, at)
+
+    async def agent_rang(self, call: Call) -> None:
+        await self._repository.record_rang(call)
+
+    async def call_ended(self, call: Call, at: float) -> None:
+        await self._repository.record_call_end(call, at)
+
+    async def ticket(self, ticket_id: int) -> Ticket:
+        return await self._repository.get_ticket(ticket_id)

@@ -1,0 +1,148 @@
+"""Runs the durable transcription queue: claims jobs from the store, feeds the worker pool,
+stores transcripts, announces them."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+
+import structlog
+
+from cti_bridge.config.model import ModelConfig, TranscriptionConfig
+from cti_bridge.screenpop.outputs import OutboundMessage, Publisher
+from cti_bridge.screenpop.payload import ticket_notice
+from cti_bridge.store import Store, TranscriptionJob
+from cti_bridge.transcribe.pool import TranscriptionFailed, WorkerCrashed, WorkerPool
+
+log = structlog.get_logger(__name__)
+
+_POLL_SECONDS = 5.0  # also catches jobs queued by another daemon or freed by an expired lease
+_RETRY_SECONDS = (5.0, 30.0, 120.0)
+
+
+def model_path(model: ModelConfig) -> Path:
+    """Directory of a Vosk model given by path or by a Python package that ships one."""
+    if model.path is not None:
+        return model.path
+    assert model.package is not None
+    return Path(str(resources.files(model.package) / "model"))
+
+
+def lease_owner() -> str:
+    """host/pid/run: tells this daemon run's leases from a previous one on the same host."""
+    return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+
+
+class TranscriptionService:
+    """At most one job per worker in flight; each job's outcome is stored exactly once."""
+
+    def __init__(
+        self,
+        store: Store,
+        pool: WorkerPool,
+        config: TranscriptionConfig,
+        publisher: Publisher,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._pool = pool
+        self._config = config
+        self._publisher = publisher
+        self._clock = clock
+        self._models = {language: str(model_path(m)) for language, m in config.models.items()}
+        self._wakeup = asyncio.Event()
+        self._slots = asyncio.Semaphore(config.workers)
+        self.owner = lease_owner()
+        self.completed = 0
+
+    def jobs_queued(self) -> None:
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                while True:
+                    await self._slots.acquire()
+                    job = await self._claim()
+                    if job is None:
+                        self._slots.release()
+                        self._wakeup.clear()
+                        try:
+                            await asyncio.wait_for(self._wakeup.wait(), _POLL_SECONDS)
+                        except TimeoutError:
+                            pass
+                        continue
+                    tasks.create_task(self._run_job(job), name=f"transcription-job-{job.id}")
+        finally:
+            # Jobs cut short by a stop go back to the queue at once, not after the lease.
+            released = await asyncio.shield(self._store.release_jobs(self.owner))
+            if released:
+                log.info("transcription.released_on_stop", jobs=released)
+
+    async def _claim(self) -> TranscriptionJob | None:
+        return await self._store.claim_job(
+            self.owner, self._clock(), self._config.lease.total_seconds()
+        )
+
+    async def _run_job(self, job: TranscriptionJob) -> None:
+        try:
+            with structlog.contextvars.bound_contextvars(job_id=job.id, ticket=job.ticket_number):
+                await self._attempt(job)
+        finally:
+            self._slots.release()
+            self._wakeup.set()
+
+    async def _attempt(self, job: TranscriptionJob) -> None:
+        model = self._models.get(job.language)
+        if model is None:
+            await self._failed(job, f"no model configured for language {job.language!r}", permanent=True)
+            return
+        try:
+            result = await self._pool.transcribe(job.id, job.local_path, model, job.language)
+        except TranscriptionFailed as exc:
+            await self._failed(job, exc.reason, permanent=exc.permanent)
+            return
+        except WorkerCrashed as exc:
+            await self._failed(job, f"worker crashed: {exc.reason}", permanent=False)
+            return
+        payload = dataclasses.asdict(result)
+        payload["words"] = [dict(word) for word in payload["words"]]
+        now = self._clock()
+        if not await self._store.complete_job(job, self.owner, payload, now):
+            log.warning("transcription.lease_lost", note="another worker owns the job now")
+            return
+        self.completed += 1
+        log.info("transcription.done", seconds=round(result.duration_seconds, 2),
+                 elapsed=round(result.elapsed_seconds, 2), words=len(result.words))
+        ticket = await self._store.get_ticket(job.ticket_id)
+        notice = ticket_notice(
+            "transcribed", ticket, now, recording_id=job.recording_id, language=job.language,
+            text=result.text, duration_seconds=result.duration_seconds,
+        )
+        self._publisher.publish(
+            OutboundMessage(f"tickets/{ticket.number}", notice.model_dump_json().encode())
+        )
+
+    async def _failed(self, job: TranscriptionJob, reason: str, *, permanent: bool) -> None:
+        retry_at = None
+        if not permanent and job.attempts < self._config.max_attempts:
+            backoff = _RETRY_SECONDS[min(job.attempts - 1, len(_RETRY_SECONDS) - 1)]
+            # A crashed worker is replaced at once: retry the job straight away the first time.
+            retry_at = self._clock() + (0.0 if job.attempts == 1 else backoff)
+        await self._store.fail_job(job, self.owner, reason, retry_at=retry_at, at=self._clock())
+        log.warning("transcription.failed", reason=reason, attempts=job.attempts,
+                    will_retry=retry_at is not None)
+        if retry_at is None:
+            ticket = await self._store.get_ticket(job.ticket_id)
+            notice = ticket_notice("transcription_failed", ticket, self._clock(),
+                                   recording_id=job.recording_id, reason=reason)
+            self._publisher.publish(
+                OutboundMessage(f"tickets/{ticket.number}", notice.model_dump_json().encode())
+            )
