@@ -17,8 +17,10 @@ BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 
 def events_of_capture(path: Path) -> list[bytes]:
     """The `Event:` messages of a raw capture, each ending with a blank line."""
+    # Asterisk sometimes sends an extra CRLF between messages; keep it, as the PBX did,
+    # only attached to the message it precedes.
     messages = path.read_bytes().split(EOL + EOL)
-    return [m + EOL + EOL for m in messages if m.startswith(b"Event:")]
+    return [m + EOL + EOL for m in messages if m.lstrip(EOL).startswith(b"Event:")]
 
 
 class AmiReplayServer:
@@ -118,3 +120,11 @@ def _headers(raw: bytes) -> dict[str, str]:
 
 def _message(**headers: str) -> bytes:
     return b"".join(f"{k}: {v}".encode() + EOL for k, v in headers.items()) + EOL
+
+
+def messages_of_capture(path: Path) -> list[object]:
+    """A capture's events parsed by panoramisk's own parser, as the daemon receives them."""
+    from panoramisk.message import Message
+
+    parsed = (Message.from_line(raw.decode().strip()) for raw in events_of_capture(path))  # as panoramisk does
+    return [message for message in parsed if message is not None]
