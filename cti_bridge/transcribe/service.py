@@ -19,7 +19,8 @@ from cti_bridge.config.model import ModelConfig, TranscriptionConfig
 from cti_bridge.screenpop.outputs import OutboundMessage, Publisher
 from cti_bridge.screenpop.payload import ticket_notice
 from cti_bridge.store import Store, TranscriptionJob
-from cti_bridge.transcribe.pool import TranscriptionFailed, WorkerCrashed, WorkerPool
+from cti_bridge.transcribe.errors import TranscriptionFailed, WorkerCrashed
+from cti_bridge.transcribe.pool import WorkerPool
 
 log = structlog.get_logger(__name__)
 
@@ -113,7 +114,6 @@ class TranscriptionService:
             await self._failed(job, f"worker crashed: {exc.reason}", permanent=False)
             return
         payload = dataclasses.asdict(result)
-        payload["words"] = [dict(word) for word in payload["words"]]
         now = self._clock()
         if not await self._store.complete_job(job, self.owner, payload, now):
             log.warning("transcription.lease_lost", note="another worker owns the job now")

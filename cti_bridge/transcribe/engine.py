@@ -1,0 +1,171 @@
+"""Vosk speech recognition of a WAV file; runs in a worker process, never on the event loop."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from array import array
+from collections.abc import Iterator
+from typing import Any
+
+import vosk
+
+from cti_bridge.transcribe.audio import WavInfo, inspect_wav
+
+# 4000 frames is 0.5 s at 8 kHz: small enough that Vosk finds endpoints between chunks,
+# large enough that the per-call overhead of AcceptWaveform stays negligible.
+DEFAULT_CHUNK_FRAMES = 4000
+
+# Vosk's Mandarin models emit one token per word with spaces between them; written Chinese
+# has no spaces, so these languages are joined without a separator.
+_UNSPACED_LANGUAGE_PREFIXES = ("zh",)
+
+
+class ModelError(Exception):
+    """A Vosk model that is missing or cannot be loaded; retrying will not help."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class VoskEngine:
+    """Transcribes WAV files with Vosk, loading each model once per process."""
+
+    def __init__(self, *, chunk_frames: int = DEFAULT_CHUNK_FRAMES) -> None:
+        # Kaldi's log lines would drown the worker's stderr; errors still surface as exceptions.
+        vosk.SetLogLevel(-1)
+        self._chunk_frames = chunk_frames
+        self._models: dict[str, vosk.Model] = {}
+
+    def load_model(self, model_path: str) -> float:
+        """Load a model unless it is already loaded.
+
+        Args:
+            model_path: A Vosk model directory (the one holding am/, conf/, graph/).
+
+        Returns:
+            Seconds spent loading; 0.0 when it was already loaded.
+
+        Raises:
+            ModelError: The directory is missing or Vosk cannot load it.
+        """
+        key = os.path.realpath(model_path)
+        if key in self._models:
+            return 0.0
+        if not os.path.isdir(key):
+            raise ModelError(f"Vosk model not found: {model_path}")
+        started = time.perf_counter()
+        try:
+            model = vosk.Model(key)
+        except Exception as exc:  # vosk raises a bare Exception("Failed to create a model")
+            raise ModelError(f"cannot load Vosk model {model_path}: {exc}") from exc
+        self._models[key] = model
+        return time.perf_counter() - started
+
+    def transcribe(self, path: str, model_path: str, language: str) -> dict[str, Any]:
+        """Transcribe a 16-bit PCM WAV, each channel of a stereo file separately.
+
+        Args:
+            path: The WAV file.
+            model_path: The Vosk model directory; loaded on first use.
+            language: The model's language tag; "zh*" joins words without spaces.
+
+        Returns:
+            The ``done`` payload of the worker protocol: text, words (word, start, end,
+            conf, and channel for stereo), duration_seconds, language, sample_rate,
+            channel_count, and channels (one {channel, text, words} per channel of a
+            stereo file, empty for mono).
+
+        Raises:
+            AudioError: The file cannot be transcribed (see ``inspect_wav``).
+            ModelError: The model is missing or broken.
+        """
+        info = inspect_wav(path)
+        self.load_model(model_path)
+        model = self._models[os.path.realpath(model_path)]
+        recognizers = [vosk.KaldiRecognizer(model, info.sample_rate) for _ in range(info.channels)]
+        for recognizer in recognizers:
+            recognizer.SetWords(True)
+        segments: list[list[dict[str, Any]]] = [[] for _ in recognizers]
+
+        for chunk in _read_chunks(path, info, self._chunk_frames):
+            for channel, samples in enumerate(_split_channels(chunk, info.channels)):
+                if recognizers[channel].AcceptWaveform(samples):
+                    segments[channel].append(json.loads(recognizers[channel].Result()))
+        for channel, recognizer in enumerate(recognizers):
+            segments[channel].append(json.loads(recognizer.FinalResult()))
+
+        separator = "" if language.lower().startswith(_UNSPACED_LANGUAGE_PREFIXES) else " "
+        stereo = info.channels == 2
+        per_channel = [
+            _words(channel_segments, channel if stereo else None)
+            for channel, channel_segments in enumerate(segments)
+        ]
+        # Time order interleaves the two parties of a stereo call the way they spoke.
+        words = sorted(
+            (word for channel_words in per_channel for word in channel_words),
+            key=lambda word: (word["start"], word.get("channel", 0)),
+        )
+        return {
+            "text": separator.join(word["word"] for word in words),
+            "words": words,
+            "duration_seconds": info.duration_seconds,
+            "language": language,
+            "sample_rate": info.sample_rate,
+            "channel_count": info.channels,
+            "channels": [
+                {
+                    "channel": channel,
+                    "text": separator.join(word["word"] for word in channel_words),
+                    "words": channel_words,
+                }
+                for channel, channel_words in enumerate(per_channel)
+            ]
+            if stereo
+            else [],
+        }
+
+
+def _read_chunks(path: str, info: WavInfo, chunk_frames: int) -> Iterator[bytes]:
+    """Yield the data chunk in whole frames, never past its declared end."""
+    remaining = info.frames * info.block_align
+    chunk_bytes = chunk_frames * info.block_align
+    with open(path, "rb") as f:
+        f.seek(info.data_offset)
+        while remaining > 0:
+            chunk = f.read(min(chunk_bytes, remaining))
+            if not chunk:
+                # inspect_wav checked the size; the file shrank while we read it.
+                break
+            remaining -= len(chunk)
+            yield chunk
+
+
+def _split_channels(chunk: bytes, channels: int) -> list[bytes]:
+    """Deinterleave 16-bit little-endian PCM into one byte string per channel."""
+    if channels == 1:
+        return [chunk]
+    samples = array("h")
+    samples.frombytes(chunk[: len(chunk) - len(chunk) % (2 * channels)])
+    # Slicing moves whole 2-byte samples without interpreting them, so the bytes stay
+    # little-endian whatever the host's byte order.
+    return [samples[channel::channels].tobytes() for channel in range(channels)]
+
+
+def _words(segments: list[dict[str, Any]], channel: int | None) -> list[dict[str, Any]]:
+    """Flatten Vosk results into word dicts, tagging them with their channel if stereo."""
+    words: list[dict[str, Any]] = []
+    for segment in segments:
+        for item in segment.get("result", ()):
+            word: dict[str, Any] = {
+                "word": item["word"],
+                "start": float(item["start"]),
+                "end": float(item["end"]),
+                "conf": float(item["conf"]),
+            }
+            if channel is not None:
+                word["channel"] = channel
+            words.append(word)
+    return words

