@@ -23,7 +23,7 @@ def test_screen_pop_round_trips_through_its_schema():
     call = Call(key=CallKey("main", "1.1"), direction=Direction.INBOUND, caller_number="13800138000",
                 caller_name="Wang", did="4001", queue=None, started_at=0.0)
     pop = screen_pop(event="ringing", agent_id="alice", call=call, caller_e164="+8613800138000",
-                     ticket=ticket, history=CallerHistory(customer, (ticket,), (ticket,)),
+                     ticket=ticket, history=CallerHistory(customer=customer, open_tickets=(ticket,), recent_tickets=(ticket,)),
                      created=True, event_at=0.5, now=0.501)
     data = json.loads(pop.model_dump_json())
     assert ScreenPop.model_validate(data) == pop
