@@ -63,12 +63,11 @@ class RecordingService:
         self._jobs_queued = jobs_queued
         self._clock = clock
         self._tasks: asyncio.TaskGroup | None = None
-        self._ready = asyncio.Event()
+        self._linking: set[int] = set()  # resume-at-start and a resync may both find one
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
             self._tasks = tasks
-            self._ready.set()
             for recording in await self._store.recordings_to_link():
                 self._spawn(self._wait_and_link(recording), f"recording-{recording.id}")
             await asyncio.Future()  # until cancelled; the TaskGroup then cancels the waits
@@ -96,6 +95,15 @@ class RecordingService:
                     await self._wait_and_link(recording)
 
     async def _wait_and_link(self, recording: Recording) -> None:
+        if recording.id in self._linking:
+            return
+        self._linking.add(recording.id)
+        try:
+            await self._link(recording)
+        finally:
+            self._linking.discard(recording.id)
+
+    async def _link(self, recording: Recording) -> None:
         path = Path(recording.local_path)
         deadline = time.monotonic() + self._transcription.recording_wait.total_seconds()
         complete = await asyncio.to_thread(is_wav_complete, path)
