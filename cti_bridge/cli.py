@@ -68,6 +68,18 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler=_show_ticket)
 
+    models = commands.add_parser("models", help="list or fetch Vosk speech models")
+    models_actions = models.add_subparsers(dest="action")
+    for action, text in (("list", "models the manifest knows"), ("fetch", "download and verify a model")):
+        sub = models_actions.add_parser(action, help=text)
+        sub.add_argument("--manifest", type=Path, default=None, help="another manifest file")
+        if action == "fetch":
+            sub.add_argument("name", help="model name, e.g. vosk-model-small-en-us-0.15")
+            sub.add_argument("--dest", type=Path, default=None,
+                             help="models directory (default $CTI_BRIDGE_MODELS or /var/lib/cti-bridge/models)")
+            sub.add_argument("--sha256", help="checksum you obtained, for a model the manifest has none for")
+        sub.set_defaults(handler=_models)
+
     transcribe = commands.add_parser("transcribe", help="transcribe WAV files with Vosk")
     transcribe.add_argument("files", nargs="+", type=Path)
     source = transcribe.add_mutually_exclusive_group(required=True)
@@ -284,6 +296,18 @@ def _format_table(columns: Sequence[str], rows: list[list[str]]) -> str:
     out = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
     out += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in rows]
     return "\n".join(out)
+
+
+# -- models ---------------------------------------------------------------------------
+
+
+def _models(args: argparse.Namespace) -> int:
+    from cti_bridge.models import run_models_command
+
+    return run_models_command(
+        args.action, getattr(args, "name", None), getattr(args, "dest", None),
+        getattr(args, "sha256", None), args.manifest,
+    )
 
 
 # -- transcribe ------------------------------------------------------------------------
