@@ -34,13 +34,13 @@ _FLUSH_SECONDS = 5.0
 def build_tracker(config: Config) -> CallTracker:
     routing = {
         pbx.name: PbxRouting(
-            frozenset(pbx.inbound_contexts), frozenset(pbx.outbound_contexts), frozenset(pbx.inbound_dids)
+            frozenset(pbx.inbound_contexts),
+            frozenset(pbx.outbound_contexts),
+            frozenset(pbx.inbound_dids),
         )
         for pbx in config.pbxs
     }
-    agents = AgentDirectory(
-        AgentEntry(a.id, tuple(a.interfaces), a.extension, a.pbx) for a in config.agents
-    )
+    agents = AgentDirectory(AgentEntry(a.id, tuple(a.interfaces), a.extension, a.pbx) for a in config.agents)
     return CallTracker(routing, agents)
 
 
@@ -74,7 +74,10 @@ class Daemon:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.stop()
 
@@ -103,16 +106,10 @@ class Daemon:
                 )
                 self.transcription = TranscriptionService(store, self.pool, transcription, publisher)
             jobs_queued = self.transcription.jobs_queued if self.transcription else (lambda: None)
-            self.recordings = RecordingService(
-                store, config.pbxs, transcription, publisher, jobs_queued
-            )
+            self.recordings = RecordingService(store, config.pbxs, transcription, publisher, jobs_queued)
             tickets = TicketService(store, config.tickets, config.phone.default_region)
-            self.pipeline = CallPipeline(
-                build_tracker(config), tickets, store, self.recordings, publisher
-            )
-            self.ami = [
-                AmiClient(pbx, reveal(pbx.secret), self.pipeline.submit) for pbx in config.pbxs
-            ]
+            self.pipeline = CallPipeline(build_tracker(config), tickets, store, self.recordings, publisher)
+            self.ami = [AmiClient(pbx, reveal(pbx.secret), self.pipeline.submit) for pbx in config.pbxs]
             async with asyncio.TaskGroup() as tasks:
                 publishing = tasks.create_task(publisher.run(), name="mqtt-publisher")
                 side_tasks = []
@@ -123,8 +120,11 @@ class Daemon:
                 ami_tasks = [
                     tasks.create_task(client.run(), name=f"ami-{client.name}") for client in self.ami
                 ]
-                log.info("daemon.started", pbxs=[p.name for p in config.pbxs],
-                         workers=transcription.workers if self.transcription else 0)
+                log.info(
+                    "daemon.started",
+                    pbxs=[p.name for p in config.pbxs],
+                    workers=transcription.workers if self.transcription else 0,
+                )
                 self._started.set()
                 await self._stop.wait()
                 log.info("daemon.stopping")

@@ -70,13 +70,20 @@ def _parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="list or fetch Vosk speech models")
     models_actions = models.add_subparsers(dest="action")
-    for action, text in (("list", "models the manifest knows"), ("fetch", "download and verify a model")):
+    for action, text in (
+        ("list", "models the manifest knows"),
+        ("fetch", "download and verify a model"),
+    ):
         sub = models_actions.add_parser(action, help=text)
         sub.add_argument("--manifest", type=Path, default=None, help="another manifest file")
         if action == "fetch":
             sub.add_argument("name", help="model name, e.g. vosk-model-small-en-us-0.15")
-            sub.add_argument("--dest", type=Path, default=None,
-                             help="models directory (default $CTI_BRIDGE_MODELS or /var/lib/cti-bridge/models)")
+            sub.add_argument(
+                "--dest",
+                type=Path,
+                default=None,
+                help="models directory (default $CTI_BRIDGE_MODELS or /var/lib/cti-bridge/models)",
+            )
             sub.add_argument("--sha256", help="checksum you obtained, for a model the manifest has none for")
         sub.set_defaults(handler=_models)
 
@@ -136,8 +143,9 @@ def _import_customers(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"{args.file}:{problem}", file=sys.stderr)
     created, updated = asyncio.run(_store_customers(config, rows))
-    print(f"imported {len(rows)} customer(s): {created} new, {updated} updated; "
-          f"{len(problems)} row(s) refused")
+    print(
+        f"imported {len(rows)} customer(s): {created} new, {updated} updated; {len(problems)} row(s) refused"
+    )
     return 1 if problems else 0
 
 
@@ -166,16 +174,18 @@ def read_customers_csv(path: Path, region: str) -> tuple[list[Any], list[str]]:
             if not phones or None in phones:
                 problems.append(f"{line}: not a phone number: {record.get('phone')!r}")
                 continue
-            rows.append(CustomerRow(
-                name=name,
-                phones=tuple(p for p in phones if p),
-                company=(record.get("company") or "").strip() or None,
-                email=(record.get("email") or "").strip() or None,
-                tier=(record.get("tier") or "").strip() or "standard",
-                vip=(record.get("vip") or "").strip().lower() in _TRUE,
-                notes=(record.get("notes") or "").strip() or None,
-                external_id=(record.get("external_id") or "").strip() or None,
-            ))
+            rows.append(
+                CustomerRow(
+                    name=name,
+                    phones=tuple(p for p in phones if p),
+                    company=(record.get("company") or "").strip() or None,
+                    email=(record.get("email") or "").strip() or None,
+                    tier=(record.get("tier") or "").strip() or "standard",
+                    vip=(record.get("vip") or "").strip().lower() in _TRUE,
+                    notes=(record.get("notes") or "").strip() or None,
+                    external_id=(record.get("external_id") or "").strip() or None,
+                )
+            )
     return rows, problems
 
 
@@ -211,8 +221,18 @@ def _list_tickets(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(tickets, ensure_ascii=False, indent=2))
         return 0
-    columns = ("number", "status", "priority", "created", "caller_number", "customer", "queue",
-               "assignee", "calls", "category")
+    columns = (
+        "number",
+        "status",
+        "priority",
+        "created",
+        "caller_number",
+        "customer",
+        "queue",
+        "assignee",
+        "calls",
+        "category",
+    )
     table = [[_cell(t, c) for c in columns] for t in tickets]
     print(_format_table(columns, table))
     return 0
@@ -250,8 +270,10 @@ def render_ticket(d: dict[str, Any]) -> str:
     customer = d["customer"]
     if customer:
         vip = " VIP" if customer["vip"] else ""
-        lines.append(f"  customer #{customer['id']} {customer['name']} ({customer['company'] or '-'},"
-                     f" {customer['tier']}{vip})")
+        lines.append(
+            f"  customer #{customer['id']} {customer['name']} ({customer['company'] or '-'},"
+            f" {customer['tier']}{vip})"
+        )
     lines.append(f"  {d['description']}".replace("\n", "\n  "))
     lines.append("calls:")
     for call in d["calls"]:
@@ -264,9 +286,11 @@ def render_ticket(d: dict[str, Any]) -> str:
     lines.append("recordings:")
     for rec in d["recordings"]:
         dur = _secs(rec["duration_seconds"])
-        lines.append(f"  {rec['local_path']}  {rec['status']}  {dur}  transcription "
-                     f"{rec['transcription'] or '-'}"
-                     + (f" ({rec['transcription_error']})" if rec["transcription_error"] else ""))
+        lines.append(
+            f"  {rec['local_path']}  {rec['status']}  {dur}  transcription "
+            f"{rec['transcription'] or '-'}"
+            + (f" ({rec['transcription_error']})" if rec["transcription_error"] else "")
+        )
     lines.append("transcripts:")
     for tr in d["transcripts"]:
         lines.append(f"  [{tr['language']}, {_secs(tr['duration_seconds'])} audio] {tr['text']}")
@@ -305,8 +329,11 @@ def _models(args: argparse.Namespace) -> int:
     from cti_bridge.models import run_models_command
 
     return run_models_command(
-        args.action, getattr(args, "name", None), getattr(args, "dest", None),
-        getattr(args, "sha256", None), args.manifest,
+        args.action,
+        getattr(args, "name", None),
+        getattr(args, "dest", None),
+        getattr(args, "sha256", None),
+        args.manifest,
     )
 
 
@@ -345,8 +372,10 @@ def _transcribe(args: argparse.Namespace) -> int:
             if "error" in result:
                 print(f"{result['file']}: FAILED: {result['error']}")
             else:
-                print(f"{result['file']}: [{result['duration_seconds']:.1f}s audio in "
-                      f"{result['elapsed_seconds']:.1f}s] {result['text']}")
+                print(
+                    f"{result['file']}: [{result['duration_seconds']:.1f}s audio in "
+                    f"{result['elapsed_seconds']:.1f}s] {result['text']}"
+                )
     return 1 if failed else 0
 
 

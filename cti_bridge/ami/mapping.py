@@ -13,7 +13,31 @@ _UNKNOWN = frozenset({"", "<unknown>"})
 # Headers every channel event carries; what remains of a UserEvent is its own payload.
 _CHANNEL_HEADERS = frozenset(
     h.lower()
-    for h in ["Event", "Privilege", "Channel", "ChannelState", "ChannelStateDesc", "CallerIDNum", "CallerIDName", "ConnectedLineNum", "ConnectedLineName", "Language", "AccountCode", "Context", "Exten", "Priority", "Uniqueid", "Linkedid", "UserEvent", "Timestamp", "content", "SequenceNumber", "File", "Line", "Func"]
+    for h in [
+        "Event",
+        "Privilege",
+        "Channel",
+        "ChannelState",
+        "ChannelStateDesc",
+        "CallerIDNum",
+        "CallerIDName",
+        "ConnectedLineNum",
+        "ConnectedLineName",
+        "Language",
+        "AccountCode",
+        "Context",
+        "Exten",
+        "Priority",
+        "Uniqueid",
+        "Linkedid",
+        "UserEvent",
+        "Timestamp",
+        "content",
+        "SequenceNumber",
+        "File",
+        "Line",
+        "Func",
+    ]
 )
 
 
@@ -67,9 +91,7 @@ def map_live_channels(
         for m in messages
         if _text(m, "Event") == "CoreShowChannel"
     )
-    return ev.LiveChannelsListed(
-        pbx=pbx, at=received_at, requested_at=requested_at, channels=channels
-    )
+    return ev.LiveChannelsListed(pbx=pbx, at=received_at, requested_at=requested_at, channels=channels)
 
 
 # -- field helpers -------------------------------------------------------------
@@ -228,7 +250,11 @@ def _agentconnect(pbx: str, m: Message, at: float) -> ev.QueueAgentConnected:
 
 def _queuecallerabandon(pbx: str, m: Message, at: float) -> ev.QueueCallerAbandoned:
     return ev.QueueCallerAbandoned(
-        pbx=pbx, at=at, **_ids(m), queue=_required(m, "Queue"), hold_seconds=_int_or_none(m, "HoldTime")
+        pbx=pbx,
+        at=at,
+        **_ids(m),
+        queue=_required(m, "Queue"),
+        hold_seconds=_int_or_none(m, "HoldTime"),
     )
 
 
@@ -266,12 +292,8 @@ def _attendedtransfer(pbx: str, m: Message, at: float) -> ev.CallTransferred:
 
 
 def _userevent(pbx: str, m: Message, at: float) -> ev.UserEventReceived:
-    fields = tuple(
-        (key, _text(m, key)) for key in m if key.lower() not in _CHANNEL_HEADERS
-    )
-    return ev.UserEventReceived(
-        pbx=pbx, at=at, **_ids(m), name=_required(m, "UserEvent"), fields=fields
-    )
+    fields = tuple((key, _text(m, key)) for key in m if key.lower() not in _CHANNEL_HEADERS)
+    return ev.UserEventReceived(pbx=pbx, at=at, **_ids(m), name=_required(m, "UserEvent"), fields=fields)
 
 
 _MAPPERS: dict[str, Callable[[str, Message, float], ev.CallEvent | None]] = {

@@ -269,20 +269,29 @@ class CallTracker:
             updates += self._adopt(event, CallKey(event.pbx, linkedid), lives)
         return updates
 
-    def _adopt(self, event: ev.LiveChannelsListed, key: CallKey, lives: list[ev.LiveChannel]) -> list[CallUpdate]:
+    def _adopt(
+        self, event: ev.LiveChannelsListed, key: CallKey, lives: list[ev.LiveChannel]
+    ) -> list[CallUpdate]:
         """Bring a call the PBX says is live up to date, creating it if we never saw it."""
         state = self._calls.get(key)
         if state is None:
             started = event.at - max(live.duration_seconds for live in lives)
             state = self._calls[key] = _CallState(key=key, started_at=started, last_seen=event.at)
         listed = {live.uniqueid for live in lives}
-        for uniqueid in [u for u, ch in state.channels.items() if u not in listed and ch.last_seen < event.requested_at]:
+        for uniqueid in [
+            u for u, ch in state.channels.items() if u not in listed and ch.last_seen < event.requested_at
+        ]:
             del state.channels[uniqueid]
         for live in lives:
             channel = state.channels.get(live.uniqueid)
             if channel is None:
                 state.channels[live.uniqueid] = _Channel(
-                    live.channel, live.context, live.exten, live.caller_number, live.caller_name, event.at
+                    live.channel,
+                    live.context,
+                    live.exten,
+                    live.caller_number,
+                    live.caller_name,
+                    event.at,
                 )
             else:
                 channel.context, channel.exten = live.context, live.exten
@@ -396,7 +405,9 @@ def _uniqueid_order(uniqueid: str) -> tuple[int, int]:
         return 0, 0
 
 
-def routing_from(pbxs: Iterable[tuple[str, Iterable[str], Iterable[str], Iterable[str]]]) -> dict[str, PbxRouting]:
+def routing_from(
+    pbxs: Iterable[tuple[str, Iterable[str], Iterable[str], Iterable[str]]],
+) -> dict[str, PbxRouting]:
     """Build routing per PBX from (name, inbound contexts, outbound contexts, inbound DIDs)."""
     return {
         name: PbxRouting(frozenset(inbound), frozenset(outbound), frozenset(dids))

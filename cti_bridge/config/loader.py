@@ -131,12 +131,17 @@ def _missing_models(config: Config) -> list[tuple[KeyPath, str]]:
         if model.path is not None:
             if not (model.path / "am").is_dir() or not (model.path / "conf").is_dir():
                 problems.append(
-                    (("transcription", "models", language, "path"),
-                     f"{model.path} is not a Vosk model (no am/ and conf/); see models/README.md")
+                    (
+                        ("transcription", "models", language, "path"),
+                        f"{model.path} is not a Vosk model (no am/ and conf/); see models/README.md",
+                    )
                 )
         elif importlib.util.find_spec(model.package or "") is None:
             problems.append(
-                (("transcription", "models", language, "package"), f"package {model.package} is not installed")
+                (
+                    ("transcription", "models", language, "package"),
+                    f"package {model.package} is not installed",
+                )
             )
     return problems
 

@@ -92,9 +92,7 @@ class PbxConfig(_Section):
         default_factory=lambda: ["from-pstn"],
         description="Dialplan contexts where calls from outside enter: these calls get tickets.",
     )
-    outbound_contexts: list[str] = Field(
-        default_factory=list, description="Contexts agents dial out from."
-    )
+    outbound_contexts: list[str] = Field(default_factory=list, description="Contexts agents dial out from.")
     inbound_dids: list[str] = Field(
         default_factory=list,
         description="Extensions that are always inbound DIDs, whatever context they arrive in.",
@@ -188,9 +186,7 @@ class StoreConfig(_Section):
 
 class ModelConfig(_Section):
     path: Path | None = Field(None, description="Directory of an unpacked Vosk model.")
-    package: str | None = Field(
-        None, description="Python package that ships a model in its `model` folder."
-    )
+    package: str | None = Field(None, description="Python package that ships a model in its `model` folder.")
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelConfig:
@@ -207,9 +203,7 @@ class LanguageRule(_Section):
 class TranscriptionConfig(_Section):
     enabled: bool = True
     workers: int = Field(1, ge=0, le=64, description="Worker processes; each loads its models once.")
-    models: dict[str, ModelConfig] = Field(
-        default_factory=dict, description="Language code -> Vosk model."
-    )
+    models: dict[str, ModelConfig] = Field(default_factory=dict, description="Language code -> Vosk model.")
     default_language: str = "en"
     language_rules: list[LanguageRule] = Field(default_factory=list)
     max_attempts: int = Field(3, ge=1, le=20)
@@ -240,9 +234,7 @@ class LoggingConfig(_Section):
 
 
 class PhoneConfig(_Section):
-    default_region: str = Field(
-        "CN", pattern=r"^[A-Z]{2}$", description="ISO country for numbers without +."
-    )
+    default_region: str = Field("CN", pattern=r"^[A-Z]{2}$", description="ISO country for numbers without +.")
 
 
 class Config(_Section):

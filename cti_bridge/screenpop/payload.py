@@ -42,8 +42,14 @@ class CustomerInfo(_Payload):
     @classmethod
     def of(cls, customer: Customer) -> CustomerInfo:
         return cls(
-            id=customer.id, name=customer.name, company=customer.company, email=customer.email,
-            tier=customer.tier, vip=customer.vip, phones=list(customer.phones), notes=customer.notes,
+            id=customer.id,
+            name=customer.name,
+            company=customer.company,
+            email=customer.email,
+            tier=customer.tier,
+            vip=customer.vip,
+            phones=list(customer.phones),
+            notes=customer.notes,
         )
 
 
@@ -60,9 +66,14 @@ class TicketRef(_Payload):
     @classmethod
     def of(cls, ticket: TicketSummary) -> TicketRef:
         return cls(
-            number=ticket.number, status=str(ticket.status), priority=ticket.priority,
-            category=ticket.category, subject=ticket.subject, assignee=ticket.assignee,
-            created_at=iso(ticket.created_at) or "", updated_at=iso(ticket.updated_at) or "",
+            number=ticket.number,
+            status=str(ticket.status),
+            priority=ticket.priority,
+            category=ticket.category,
+            subject=ticket.subject,
+            assignee=ticket.assignee,
+            created_at=iso(ticket.created_at) or "",
+            updated_at=iso(ticket.updated_at) or "",
         )
 
 
@@ -77,9 +88,13 @@ class TicketInfo(TicketRef):
     @classmethod
     def of(cls, ticket: Ticket) -> TicketInfo:  # type: ignore[override]
         return cls(
-            **TicketRef.of(ticket).model_dump(), description=ticket.description,
-            caller_number=ticket.caller_number, caller_name=ticket.caller_name, did=ticket.did,
-            queue=ticket.queue, rule=ticket.rule,
+            **TicketRef.of(ticket).model_dump(),
+            description=ticket.description,
+            caller_number=ticket.caller_number,
+            caller_name=ticket.caller_name,
+            did=ticket.did,
+            queue=ticket.queue,
+            rule=ticket.rule,
         )
 
 
@@ -97,9 +112,14 @@ class CallInfo(_Payload):
     @classmethod
     def of(cls, call: Call, caller_e164: str | None) -> CallInfo:
         return cls(
-            pbx=call.key.pbx, linkedid=call.key.linkedid, direction=str(call.direction),
-            caller_number=caller_e164 or call.caller_number, caller_name=call.caller_name,
-            did=call.did, queue=call.queue, started_at=iso(call.started_at) or "",
+            pbx=call.key.pbx,
+            linkedid=call.key.linkedid,
+            direction=str(call.direction),
+            caller_number=caller_e164 or call.caller_number,
+            caller_name=call.caller_name,
+            did=call.did,
+            queue=call.queue,
+            started_at=iso(call.started_at) or "",
             answered_at=iso(call.answered_at),
         )
 

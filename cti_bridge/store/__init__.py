@@ -3,4 +3,12 @@
 from cti_bridge.store.database import Database, StoreError
 from cti_bridge.store.store import CustomerRow, OpenCall, Recording, Store, TranscriptionJob
 
-__all__ = ["CustomerRow", "Database", "OpenCall", "Recording", "Store", "StoreError", "TranscriptionJob"]
+__all__ = [
+    "CustomerRow",
+    "Database",
+    "OpenCall",
+    "Recording",
+    "Store",
+    "StoreError",
+    "TranscriptionJob",
+]

@@ -23,8 +23,7 @@ def sqlite_path(url: str) -> Path:
     """`sqlite:///abs/path.db` -> /abs/path.db; `sqlite://rel.db` -> rel.db."""
     if not url.startswith("sqlite://"):
         raise StoreError(f"unsupported store URL {url!r}: expected sqlite://")
-    rest = url.removeprefix("sqlite://")
-    return Path(rest) if rest.startswith("/") else Path(rest)
+    return Path(url.removeprefix("sqlite://"))
 
 
 class Database:

@@ -99,8 +99,7 @@ class Store:
 
     async def customer_by_phone(self, phone: str) -> Customer | None:
         row = await self._db.fetchone(
-            "SELECT c.* FROM customer_phones p JOIN customers c ON c.id = p.customer_id"
-            " WHERE p.phone = ?",
+            "SELECT c.* FROM customer_phones p JOIN customers c ON c.id = p.customer_id WHERE p.phone = ?",
             (phone,),
         )
         if row is None:
@@ -162,9 +161,7 @@ class Store:
         )
         return _ticket(row) if row else None
 
-    async def caller_history(
-        self, customer_id: int | None, phone: str | None, limit: int
-    ) -> CallerHistory:
+    async def caller_history(self, customer_id: int | None, phone: str | None, limit: int) -> CallerHistory:
         customer = await self.customer_by_phone(phone) if phone else None
         where, params = _caller_filter(customer_id, phone)
         if where is None:
@@ -229,10 +226,19 @@ class Store:
             number = self._numbering.format(ticket_id)
             await tx.execute("UPDATE tickets SET number = ? WHERE id = ?", (number, ticket_id))
             await _insert_call(tx, ticket_id, call, caller_e164)
-            await _event(tx, ticket_id, at, "created", "system", {
-                "call": str(call.key), "rule": new.rule, "category": new.category,
-                "priority": new.priority,
-            })
+            await _event(
+                tx,
+                ticket_id,
+                at,
+                "created",
+                "system",
+                {
+                    "call": str(call.key),
+                    "rule": new.rule,
+                    "category": new.category,
+                    "priority": new.priority,
+                },
+            )
             return await self._ticket_in(tx, ticket_id), True
 
     async def attach_call(
@@ -268,8 +274,14 @@ class Store:
             await tx.execute(
                 "UPDATE calls SET agent_id = ?, answered_at = COALESCE(answered_at, ?), queue = ?,"
                 " rang_agents = ? WHERE pbx = ? AND linkedid = ?",
-                (agent_id, call.answered_at or at, call.queue, ",".join(call.rang_agents),
-                 call.key.pbx, call.key.linkedid),
+                (
+                    agent_id,
+                    call.answered_at or at,
+                    call.queue,
+                    ",".join(call.rang_agents),
+                    call.key.pbx,
+                    call.key.linkedid,
+                ),
             )
             ticket_id = row["ticket_id"]
             if row["assignee"] is None:
@@ -279,17 +291,27 @@ class Store:
                     " WHERE id = ?",
                     (agent_id, str(status), at, ticket_id),
                 )
-                await _event(tx, ticket_id, at, "assigned", "system", {
-                    "to": agent_id, "why": "answered the call", "from_status": row["status"],
-                    "to_status": str(status),
-                })
+                await _event(
+                    tx,
+                    ticket_id,
+                    at,
+                    "assigned",
+                    "system",
+                    {
+                        "to": agent_id,
+                        "why": "answered the call",
+                        "from_status": row["status"],
+                        "to_status": str(status),
+                    },
+                )
             await _event(tx, ticket_id, at, "call_answered", agent_id, {"call": str(call.key)})
             return True
 
     async def record_call_end(self, call: Call, at: float) -> None:
         async with self._db.transaction() as tx:
             row = await _fetchone(
-                tx, "SELECT id, ticket_id, ended_at FROM calls WHERE pbx = ? AND linkedid = ?",
+                tx,
+                "SELECT id, ticket_id, ended_at FROM calls WHERE pbx = ? AND linkedid = ?",
                 (call.key.pbx, call.key.linkedid),
             )
             if row is None or row["ended_at"] is not None:
@@ -300,20 +322,36 @@ class Store:
                 " ring_seconds = ?, talk_seconds = ?, hangup_cause = ?, hangup_cause_text = ?,"
                 " outcome = ? WHERE id = ?",
                 (
-                    call.ended_at, call.answered_at, call.agent_id, call.queue,
-                    ",".join(call.rang_agents), call.ring_seconds, call.talk_seconds,
-                    call.hangup_cause, call.hangup_cause_text,
-                    str(call.outcome) if call.outcome else None, row["id"],
+                    call.ended_at,
+                    call.answered_at,
+                    call.agent_id,
+                    call.queue,
+                    ",".join(call.rang_agents),
+                    call.ring_seconds,
+                    call.talk_seconds,
+                    call.hangup_cause,
+                    call.hangup_cause_text,
+                    str(call.outcome) if call.outcome else None,
+                    row["id"],
                 ),
             )
             await tx.execute(
                 "UPDATE tickets SET updated_at = MAX(updated_at, ?) WHERE id = ?",
                 (at, row["ticket_id"]),
             )
-            await _event(tx, row["ticket_id"], at, "call_ended", "system", {
-                "call": str(call.key), "outcome": str(call.outcome),
-                "cause": call.hangup_cause_text, "talk_seconds": call.talk_seconds,
-            })
+            await _event(
+                tx,
+                row["ticket_id"],
+                at,
+                "call_ended",
+                "system",
+                {
+                    "call": str(call.key),
+                    "outcome": str(call.outcome),
+                    "cause": call.hangup_cause_text,
+                    "talk_seconds": call.talk_seconds,
+                },
+            )
 
     async def open_calls(self, pbx: str) -> list[OpenCall]:
         """Calls of a PBX whose end we have not recorded (e.g. we were down when they ended)."""
@@ -325,7 +363,10 @@ class Store:
         )
         return [
             OpenCall(
-                id=r["id"], pbx=r["pbx"], linkedid=r["linkedid"], ticket_id=r["ticket_id"],
+                id=r["id"],
+                pbx=r["pbx"],
+                linkedid=r["linkedid"],
+                ticket_id=r["ticket_id"],
                 answered_at=r["answered_at"],
                 recordings=tuple(r["recordings"].split("\n")) if r["recordings"] else (),
             )
@@ -333,9 +374,7 @@ class Store:
         ]
 
     async def get_ticket(self, ticket_id: int) -> Ticket:
-        row = await self._db.fetchone(
-            f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = ?", (ticket_id,)
-        )
+        row = await self._db.fetchone(f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = ?", (ticket_id,))
         if row is None:
             raise LookupError(f"no ticket with id {ticket_id}")
         return _ticket(row)
@@ -347,13 +386,12 @@ class Store:
 
     # -- recordings and transcription jobs -------------------------------------
 
-    async def add_recording(
-        self, call: Call, pbx_path: str, local_path: str, at: float
-    ) -> int | None:
+    async def add_recording(self, call: Call, pbx_path: str, local_path: str, at: float) -> int | None:
         """Note a recording of a call (idempotent). None when the call has no ticket."""
         async with self._db.transaction() as tx:
             row = await _fetchone(
-                tx, "SELECT id, ticket_id FROM calls WHERE pbx = ? AND linkedid = ?",
+                tx,
+                "SELECT id, ticket_id FROM calls WHERE pbx = ? AND linkedid = ?",
                 (call.key.pbx, call.key.linkedid),
             )
             if row is None:
@@ -364,7 +402,8 @@ class Store:
                 (row["id"], row["ticket_id"], pbx_path, local_path, at),
             )
             found = await _fetchone(
-                tx, "SELECT id FROM recordings WHERE call_id = ? AND pbx_path = ?",
+                tx,
+                "SELECT id FROM recordings WHERE call_id = ? AND pbx_path = ?",
                 (row["id"], pbx_path),
             )
             assert found is not None
@@ -411,12 +450,22 @@ class Store:
                 " linked_at = ? WHERE id = ?",
                 (status, size_bytes, duration_seconds, error, at, recording_id),
             )
-            row = await _fetchone(tx, "SELECT ticket_id, local_path FROM recordings WHERE id = ?",
-                                  (recording_id,))
+            row = await _fetchone(
+                tx, "SELECT ticket_id, local_path FROM recordings WHERE id = ?", (recording_id,)
+            )
             assert row is not None
-            await _event(tx, row["ticket_id"], at, "recording_" + status, "system", {
-                "path": row["local_path"], "error": error, "duration_seconds": duration_seconds,
-            })
+            await _event(
+                tx,
+                row["ticket_id"],
+                at,
+                "recording_" + status,
+                "system",
+                {
+                    "path": row["local_path"],
+                    "error": error,
+                    "duration_seconds": duration_seconds,
+                },
+            )
             if language is None:
                 return None
             cursor = await tx.execute(
@@ -452,9 +501,13 @@ class Store:
             )
             assert job is not None
             return TranscriptionJob(
-                id=job["id"], recording_id=job["recording_id"], ticket_id=job["ticket_id"],
-                ticket_number=job["ticket_number"], local_path=job["local_path"],
-                language=job["language"], attempts=job["attempts"],
+                id=job["id"],
+                recording_id=job["recording_id"],
+                ticket_id=job["ticket_id"],
+                ticket_number=job["ticket_number"],
+                local_path=job["local_path"],
+                language=job["language"],
+                attempts=job["attempts"],
             )
 
     async def complete_job(
@@ -474,17 +527,33 @@ class Store:
                 "INSERT INTO transcripts (job_id, recording_id, ticket_id, language, text, words,"
                 " duration_seconds, elapsed_seconds, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    job.id, job.recording_id, job.ticket_id, job.language, result["text"],
+                    job.id,
+                    job.recording_id,
+                    job.ticket_id,
+                    job.language,
+                    result["text"],
                     json.dumps(result["words"], ensure_ascii=False),
-                    result["duration_seconds"], result["elapsed_seconds"], at,
+                    result["duration_seconds"],
+                    result["elapsed_seconds"],
+                    at,
                 ),
             )
-            await tx.execute("UPDATE tickets SET updated_at = MAX(updated_at, ?) WHERE id = ?",
-                             (at, job.ticket_id))
-            await _event(tx, job.ticket_id, at, "transcribed", "system", {
-                "recording_id": job.recording_id, "language": job.language,
-                "duration_seconds": result["duration_seconds"],
-            })
+            await tx.execute(
+                "UPDATE tickets SET updated_at = MAX(updated_at, ?) WHERE id = ?",
+                (at, job.ticket_id),
+            )
+            await _event(
+                tx,
+                job.ticket_id,
+                at,
+                "transcribed",
+                "system",
+                {
+                    "recording_id": job.recording_id,
+                    "language": job.language,
+                    "duration_seconds": result["duration_seconds"],
+                },
+            )
             return True
 
     async def fail_job(
@@ -500,9 +569,17 @@ class Store:
                 (state, reason, retry_at or 0, None if retry_at else at, job.id, owner),
             )
             if cursor.rowcount == 1 and retry_at is None:
-                await _event(tx, job.ticket_id, at, "transcription_failed", "system", {
-                    "recording_id": job.recording_id, "reason": reason,
-                })
+                await _event(
+                    tx,
+                    job.ticket_id,
+                    at,
+                    "transcription_failed",
+                    "system",
+                    {
+                        "recording_id": job.recording_id,
+                        "reason": reason,
+                    },
+                )
             return cursor.rowcount == 1
 
     async def release_jobs(self, owner: str) -> int:
@@ -514,9 +591,7 @@ class Store:
         )
 
     async def job_states(self) -> dict[str, int]:
-        rows = await self._db.fetchall(
-            "SELECT state, COUNT(*) AS n FROM transcription_jobs GROUP BY state"
-        )
+        rows = await self._db.fetchall("SELECT state, COUNT(*) AS n FROM transcription_jobs GROUP BY state")
         return {r["state"]: r["n"] for r in rows}
 
     # -- reading tickets (CLI, pops) --------------------------------------------
@@ -535,19 +610,16 @@ class Store:
 
     async def ticket_detail(self, number: str) -> dict[str, Any] | None:
         """A ticket with its customer, calls, recordings, transcripts and history."""
-        row = await self._db.fetchone(
-            f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE number = ?", (number,)
-        )
+        row = await self._db.fetchone(f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE number = ?", (number,))
         if row is None:
             return None
         detail = dict(row)
         ticket_id = row["id"]
-        customer = await self._db.fetchone(
-            "SELECT * FROM customers WHERE id = ?", (row["customer_id"],)
-        )
+        customer = await self._db.fetchone("SELECT * FROM customers WHERE id = ?", (row["customer_id"],))
         detail["customer"] = dict(customer) if customer else None
         detail["calls"] = [
-            dict(r) for r in await self._db.fetchall(
+            dict(r)
+            for r in await self._db.fetchall(
                 "SELECT pbx, linkedid, direction, caller_number, caller_name, did, queue, agent_id,"
                 " rang_agents, started_at, answered_at, ended_at, ring_seconds, talk_seconds,"
                 " hangup_cause, hangup_cause_text, outcome FROM calls WHERE ticket_id = ? ORDER BY id",
@@ -555,7 +627,8 @@ class Store:
             )
         ]
         detail["recordings"] = [
-            dict(r) for r in await self._db.fetchall(
+            dict(r)
+            for r in await self._db.fetchall(
                 "SELECT r.id, r.pbx_path, r.local_path, r.status, r.size_bytes, r.duration_seconds,"
                 " r.error, j.state AS transcription, j.attempts, j.error AS transcription_error"
                 " FROM recordings r LEFT JOIN transcription_jobs j ON j.recording_id = r.id"
@@ -597,16 +670,15 @@ def _caller_filter(customer_id: int | None, phone: str | None) -> tuple[str | No
     return None, ()
 
 
-async def _fetchone(
-    tx: aiosqlite.Connection, sql: str, params: Sequence[Any]
-) -> aiosqlite.Row | None:
+async def _fetchone(tx: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> aiosqlite.Row | None:
     async with tx.execute(sql, params) as cursor:
         return await cursor.fetchone()
 
 
 async def _ticket_id_for_call(tx: aiosqlite.Connection, call: Call) -> int | None:
     row = await _fetchone(
-        tx, "SELECT ticket_id FROM calls WHERE pbx = ? AND linkedid = ?",
+        tx,
+        "SELECT ticket_id FROM calls WHERE pbx = ? AND linkedid = ?",
         (call.key.pbx, call.key.linkedid),
     )
     return int(row["ticket_id"]) if row else None
@@ -617,9 +689,18 @@ async def _insert_call(tx: aiosqlite.Connection, ticket_id: int, call: Call, cal
         "INSERT INTO calls (pbx, linkedid, ticket_id, direction, caller_number, caller_name, did,"
         " queue, agent_id, rang_agents, started_at, answered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
-            call.key.pbx, call.key.linkedid, ticket_id, str(call.direction),
-            caller or call.caller_number, call.caller_name, call.did, call.queue, call.agent_id,
-            ",".join(call.rang_agents), call.started_at, call.answered_at,
+            call.key.pbx,
+            call.key.linkedid,
+            ticket_id,
+            str(call.direction),
+            caller or call.caller_number,
+            call.caller_name,
+            call.did,
+            call.queue,
+            call.agent_id,
+            ",".join(call.rang_agents),
+            call.started_at,
+            call.answered_at,
         ),
     )
 
@@ -635,8 +716,7 @@ async def _event(
 
 async def _existing_customer(tx: aiosqlite.Connection, customer: CustomerRow) -> int | None:
     if customer.external_id:
-        row = await _fetchone(tx, "SELECT id FROM customers WHERE external_id = ?",
-                              (customer.external_id,))
+        row = await _fetchone(tx, "SELECT id FROM customers WHERE external_id = ?", (customer.external_id,))
         if row:
             return int(row["id"])
     for phone in customer.phones:
@@ -648,33 +728,63 @@ async def _existing_customer(tx: aiosqlite.Connection, customer: CustomerRow) ->
 
 def _customer(row: aiosqlite.Row, phones: tuple[str, ...]) -> Customer:
     return Customer(
-        id=row["id"], name=row["name"], company=row["company"], email=row["email"],
-        tier=row["tier"], vip=bool(row["vip"]), notes=row["notes"], phones=phones,
+        id=row["id"],
+        name=row["name"],
+        company=row["company"],
+        email=row["email"],
+        tier=row["tier"],
+        vip=bool(row["vip"]),
+        notes=row["notes"],
+        phones=phones,
     )
 
 
 def _summary(row: aiosqlite.Row) -> TicketSummary:
     return TicketSummary(
-        id=row["id"], number=row["number"], status=TicketStatus(row["status"]),
-        priority=row["priority"], category=row["category"], subject=row["subject"],
-        assignee=row["assignee"], created_at=row["created_at"], updated_at=row["updated_at"],
+        id=row["id"],
+        number=row["number"],
+        status=TicketStatus(row["status"]),
+        priority=row["priority"],
+        category=row["category"],
+        subject=row["subject"],
+        assignee=row["assignee"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )
 
 
 def _ticket(row: aiosqlite.Row) -> Ticket:
     return Ticket(
-        id=row["id"], number=row["number"], status=TicketStatus(row["status"]),
-        priority=row["priority"], category=row["category"], subject=row["subject"],
-        assignee=row["assignee"], created_at=row["created_at"], updated_at=row["updated_at"],
-        rule=row["rule"], description=row["description"], channel=row["channel"],
-        customer_id=row["customer_id"], caller_number=row["caller_number"],
-        caller_name=row["caller_name"], did=row["did"], queue=row["queue"],
+        id=row["id"],
+        number=row["number"],
+        status=TicketStatus(row["status"]),
+        priority=row["priority"],
+        category=row["category"],
+        subject=row["subject"],
+        assignee=row["assignee"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        rule=row["rule"],
+        description=row["description"],
+        channel=row["channel"],
+        customer_id=row["customer_id"],
+        caller_number=row["caller_number"],
+        caller_name=row["caller_name"],
+        did=row["did"],
+        queue=row["queue"],
     )
 
 
 def _recording(row: aiosqlite.Row) -> Recording:
     return Recording(
-        id=row["id"], call_id=row["call_id"], ticket_id=row["ticket_id"],
-        ticket_number=row["ticket_number"], pbx_path=row["pbx_path"], local_path=row["local_path"],
-        status=row["status"], queue=row["queue"], did=row["did"], pbx=row["pbx"],
+        id=row["id"],
+        call_id=row["call_id"],
+        ticket_id=row["ticket_id"],
+        ticket_number=row["ticket_number"],
+        pbx_path=row["pbx_path"],
+        local_path=row["local_path"],
+        status=row["status"],
+        queue=row["queue"],
+        did=row["did"],
+        pbx=row["pbx"],
     )

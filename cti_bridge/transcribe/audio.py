@@ -138,8 +138,7 @@ def inspect_wav(path: str | os.PathLike[str]) -> WavInfo:
         )
     if layout.data_size > available:
         raise AudioError(
-            f"truncated WAV: header declares {layout.data_size} bytes of audio, "
-            f"the file holds {available}"
+            f"truncated WAV: header declares {layout.data_size} bytes of audio, the file holds {available}"
         )
     frames = layout.data_size // block_align
     if frames == 0:

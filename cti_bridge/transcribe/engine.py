@@ -11,7 +11,7 @@ from typing import Any
 
 import vosk
 
-from cti_bridge.transcribe.audio import WavInfo, inspect_wav
+from cti_bridge.transcribe.audio import AudioError, WavInfo, inspect_wav
 
 # 4000 frames is 0.5 s at 8 kHz: small enough that Vosk finds endpoints between chunks,
 # large enough that the per-call overhead of AcceptWaveform stays negligible.
@@ -38,6 +38,11 @@ class VoskEngine:
         vosk.SetLogLevel(-1)
         self._chunk_frames = chunk_frames
         self._models: dict[str, vosk.Model] = {}
+        # Each recording gets a new recognizer. A reused one is faster on short files (a new
+        # one spends about a second warming its lookahead graph cache), and current Vosk
+        # sources rebuild the feature pipeline after FinalResult(); a fresh one makes sure no
+        # state of one caller's recording can shape another's transcript, whatever the
+        # installed Vosk does. The benchmarks (issue #3) weigh what this costs.
 
     def load_model(self, model_path: str) -> float:
         """Load a model unless it is already loaded.
@@ -85,24 +90,16 @@ class VoskEngine:
         info = inspect_wav(path)
         self.load_model(model_path)
         model = self._models[os.path.realpath(model_path)]
-        recognizers = [vosk.KaldiRecognizer(model, info.sample_rate) for _ in range(info.channels)]
-        for recognizer in recognizers:
-            recognizer.SetWords(True)
-        segments: list[list[dict[str, Any]]] = [[] for _ in recognizers]
-
+        recognizers = [_Recognizer(model, info.sample_rate) for _ in range(info.channels)]
         for chunk in _read_chunks(path, info, self._chunk_frames):
-            for channel, samples in enumerate(_split_channels(chunk, info.channels)):
-                if recognizers[channel].AcceptWaveform(samples):
-                    segments[channel].append(json.loads(recognizers[channel].Result()))
-        for channel, recognizer in enumerate(recognizers):
-            segments[channel].append(json.loads(recognizer.FinalResult()))
-
-        separator = "" if language.lower().startswith(_UNSPACED_LANGUAGE_PREFIXES) else " "
+            for recognizer, samples in zip(recognizers, _split_channels(chunk, info.channels), strict=True):
+                recognizer.accept(samples)
         stereo = info.channels == 2
         per_channel = [
-            _words(channel_segments, channel if stereo else None)
-            for channel, channel_segments in enumerate(segments)
+            recognizer.finish(channel if stereo else None) for channel, recognizer in enumerate(recognizers)
         ]
+
+        separator = word_separator(language)
         # Time order interleaves the two parties of a stereo call the way they spoke.
         words = sorted(
             (word for channel_words in per_channel for word in channel_words),
@@ -128,6 +125,11 @@ class VoskEngine:
         }
 
 
+def word_separator(language: str) -> str:
+    """How words are joined into text: nothing for Chinese, a space for everything else."""
+    return "" if language.lower().startswith(_UNSPACED_LANGUAGE_PREFIXES) else " "
+
+
 def _read_chunks(path: str, info: WavInfo, chunk_frames: int) -> Iterator[bytes]:
     """Yield the data chunk in whole frames, never past its declared end."""
     remaining = info.frames * info.block_align
@@ -137,8 +139,8 @@ def _read_chunks(path: str, info: WavInfo, chunk_frames: int) -> Iterator[bytes]
         while remaining > 0:
             chunk = f.read(min(chunk_bytes, remaining))
             if not chunk:
-                # inspect_wav checked the size; the file shrank while we read it.
-                break
+                # inspect_wav checked the size, so something cut the file while we read it.
+                raise AudioError("the file shrank while it was being transcribed", permanent=False)
             remaining -= len(chunk)
             yield chunk
 
@@ -154,18 +156,32 @@ def _split_channels(chunk: bytes, channels: int) -> list[bytes]:
     return [samples[channel::channels].tobytes() for channel in range(channels)]
 
 
-def _words(segments: list[dict[str, Any]], channel: int | None) -> list[dict[str, Any]]:
-    """Flatten Vosk results into word dicts, tagging them with their channel if stereo."""
-    words: list[dict[str, Any]] = []
-    for segment in segments:
-        for item in segment.get("result", ()):
-            word: dict[str, Any] = {
-                "word": item["word"],
-                "start": float(item["start"]),
-                "end": float(item["end"]),
-                "conf": float(item["conf"]),
-            }
-            if channel is not None:
-                word["channel"] = channel
-            words.append(word)
-    return words
+class _Recognizer:
+    """One Vosk recognizer for one channel of one recording, collecting its words."""
+
+    def __init__(self, model: vosk.Model, sample_rate: int) -> None:
+        self._vosk = vosk.KaldiRecognizer(model, sample_rate)
+        self._vosk.SetWords(True)
+        self._segments: list[dict[str, Any]] = []
+
+    def accept(self, pcm: bytes) -> None:
+        """Feed 16-bit little-endian mono samples."""
+        if self._vosk.AcceptWaveform(pcm):
+            self._segments.append(json.loads(self._vosk.Result()))
+
+    def finish(self, channel: int | None) -> list[dict[str, Any]]:
+        """End the recording; its words, tagged with ``channel`` for a stereo file."""
+        self._segments.append(json.loads(self._vosk.FinalResult()))
+        words: list[dict[str, Any]] = []
+        for segment in self._segments:
+            for item in segment.get("result", ()):
+                word: dict[str, Any] = {
+                    "word": item["word"],
+                    "start": round(float(item["start"]), 6),
+                    "end": round(float(item["end"]), 6),
+                    "conf": float(item["conf"]),
+                }
+                if channel is not None:
+                    word["channel"] = channel
+                words.append(word)
+        return words

@@ -132,9 +132,7 @@ class WorkerPool:
     ) -> None:
         await self._shutdown()
 
-    async def transcribe(
-        self, job_id: int, path: str, model_path: str, language: str
-    ) -> TranscriptionResult:
+    async def transcribe(self, job_id: int, path: str, model_path: str, language: str) -> TranscriptionResult:
         """Transcribe a WAV file in the next idle worker.
 
         Args:
@@ -169,6 +167,7 @@ class WorkerPool:
             raise WorkerCrashed(f"worker {worker.pid} {lost.reason} ({status})") from None
         except BaseException:
             # Cancelled mid-job: the worker is still busy with it, so it cannot be reused.
+            log.info("transcribe.abandoned", note="worker killed: it cannot drop a job")
             self._retire(worker)
             raise
         self._busy.discard(worker.pid)
@@ -179,9 +178,7 @@ class WorkerPool:
             raise TranscriptionFailed(reply.reason, permanent=reply.permanent)
         assert isinstance(reply, protocol.Done)
         try:
-            result = protocol.result_from_payload(
-                reply.result, elapsed=reply.elapsed, worker_pid=worker.pid
-            )
+            result = protocol.result_from_payload(reply.result, elapsed=reply.elapsed, worker_pid=worker.pid)
         except protocol.ProtocolError as exc:
             raise TranscriptionFailed(exc.reason, permanent=False) from None
         log.info(
@@ -203,9 +200,7 @@ class WorkerPool:
             _log.warning("transcribe.idle_worker_died", worker_pid=worker.pid)
             self._retire(worker)
 
-    async def _exchange(
-        self, worker: _Worker, job: protocol.Job
-    ) -> protocol.Done | protocol.Failed:
+    async def _exchange(self, worker: _Worker, job: protocol.Job) -> protocol.Done | protocol.Failed:
         """Send one job and read its reply.
 
         Raises:
@@ -261,8 +256,9 @@ class WorkerPool:
             raise
         if not isinstance(reply, protocol.Ready):
             reason = reply.reason if isinstance(reply, protocol.Fatal) else "exited before ready"
+            status = await _exit_status(worker)
             await _reap(worker)
-            raise WorkerStartFailed(f"worker {worker.pid}: {reason} ({await _exit_status(worker)})")
+            raise WorkerStartFailed(f"worker {worker.pid}: {reason} ({status})")
         if self._closing:
             await _reap(worker)
             return
@@ -322,9 +318,7 @@ class WorkerPool:
         self._workers.clear()
         async with asyncio.TaskGroup() as tasks:
             for worker in workers:
-                tasks.create_task(
-                    self._stop_worker(worker), name=f"transcribe-worker-stop-{worker.pid}"
-                )
+                tasks.create_task(self._stop_worker(worker), name=f"transcribe-worker-stop-{worker.pid}")
 
     async def _stop_worker(self, worker: _Worker) -> None:
         # EOF on stdin lets a worker finish its current job and exit by itself.

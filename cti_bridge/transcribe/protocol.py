@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 from cti_bridge.transcribe.result import ChannelTranscript, TranscriptionResult, Word
 
@@ -80,18 +80,14 @@ Reply = Ready | Done | Failed | Fatal
 def encode(message: Mapping[str, Any]) -> bytes:
     """One message as a UTF-8 JSON line (NaN refused: the other side must be able to parse it)."""
     return (
-        json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode(
-            "utf-8"
-        )
+        json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
         + b"\n"
     )
 
 
 def encode_job(job: Job) -> bytes:
     """The line the pool writes to a worker's stdin for ``job``."""
-    return encode(
-        {"id": job.id, "path": job.path, "model_path": job.model_path, "language": job.language}
-    )
+    return encode({"id": job.id, "path": job.path, "model_path": job.model_path, "language": job.language})
 
 
 def decode_job(line: bytes) -> Job:
@@ -152,9 +148,7 @@ def decode_reply(line: bytes) -> Reply:
         result = message.get("result")
         if not isinstance(result, dict):
             raise ProtocolError("done.result is not an object")
-        return Done(
-            id=_field(message, "id", int), result=result, elapsed=_number(message, "elapsed")
-        )
+        return Done(id=_field(message, "id", int), result=result, elapsed=_number(message, "elapsed"))
     if kind == "failed":
         job_id = message.get("id")
         return Failed(
@@ -220,7 +214,7 @@ def _load_object(line: bytes) -> dict[str, Any]:
     return message
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     # bool is an int subclass, and {"id": true} is not a job id.
     return isinstance(value, int) and not isinstance(value, bool)
 

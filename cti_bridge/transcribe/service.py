@@ -4,6 +4,7 @@ stores transcripts, announces them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import socket
@@ -75,10 +76,8 @@ class TranscriptionService:
                     if job is None:
                         self._slots.release()
                         self._wakeup.clear()
-                        try:
+                        with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(self._wakeup.wait(), _POLL_SECONDS)
-                        except TimeoutError:
-                            pass
                         continue
                     tasks.create_task(self._run_job(job), name=f"transcription-job-{job.id}")
         finally:
@@ -88,9 +87,7 @@ class TranscriptionService:
                 log.info("transcription.released_on_stop", jobs=released)
 
     async def _claim(self) -> TranscriptionJob | None:
-        return await self._store.claim_job(
-            self.owner, self._clock(), self._config.lease.total_seconds()
-        )
+        return await self._store.claim_job(self.owner, self._clock(), self._config.lease.total_seconds())
 
     async def _run_job(self, job: TranscriptionJob) -> None:
         try:
@@ -119,12 +116,21 @@ class TranscriptionService:
             log.warning("transcription.lease_lost", note="another worker owns the job now")
             return
         self.completed += 1
-        log.info("transcription.done", seconds=round(result.duration_seconds, 2),
-                 elapsed=round(result.elapsed_seconds, 2), words=len(result.words))
+        log.info(
+            "transcription.done",
+            seconds=round(result.duration_seconds, 2),
+            elapsed=round(result.elapsed_seconds, 2),
+            words=len(result.words),
+        )
         ticket = await self._store.get_ticket(job.ticket_id)
         notice = ticket_notice(
-            "transcribed", ticket, now, recording_id=job.recording_id, language=job.language,
-            text=result.text, duration_seconds=result.duration_seconds,
+            "transcribed",
+            ticket,
+            now,
+            recording_id=job.recording_id,
+            language=job.language,
+            text=result.text,
+            duration_seconds=result.duration_seconds,
         )
         self._publisher.publish(
             OutboundMessage(f"tickets/{ticket.number}", notice.model_dump_json().encode())
@@ -137,12 +143,21 @@ class TranscriptionService:
             # A crashed worker is replaced at once: retry the job straight away the first time.
             retry_at = self._clock() + (0.0 if job.attempts == 1 else backoff)
         await self._store.fail_job(job, self.owner, reason, retry_at=retry_at, at=self._clock())
-        log.warning("transcription.failed", reason=reason, attempts=job.attempts,
-                    will_retry=retry_at is not None)
+        log.warning(
+            "transcription.failed",
+            reason=reason,
+            attempts=job.attempts,
+            will_retry=retry_at is not None,
+        )
         if retry_at is None:
             ticket = await self._store.get_ticket(job.ticket_id)
-            notice = ticket_notice("transcription_failed", ticket, self._clock(),
-                                   recording_id=job.recording_id, reason=reason)
+            notice = ticket_notice(
+                "transcription_failed",
+                ticket,
+                self._clock(),
+                recording_id=job.recording_id,
+                reason=reason,
+            )
             self._publisher.publish(
                 OutboundMessage(f"tickets/{ticket.number}", notice.model_dump_json().encode())
             )

@@ -69,9 +69,7 @@ def _handle(engine: VoskEngine, line: bytes) -> bytes:
     try:
         job = protocol.decode_job(line)
     except protocol.ProtocolError as exc:
-        return protocol.encode(
-            protocol.failed_message(exc.job_id, f"bad job: {exc.reason}", permanent=True)
-        )
+        return protocol.encode(protocol.failed_message(exc.job_id, f"bad job: {exc.reason}", permanent=True))
     log = _log.bind(job_id=job.id, path=job.path)
     started = time.perf_counter()
     try:

