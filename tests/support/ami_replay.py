@@ -82,22 +82,38 @@ class AmiReplayServer:
         action_id = action.get("ActionID", "")
         if name == "login":
             if action.get("Secret") != self.secret:
-                writer.write(_message(Response="Error", ActionID=action_id,
-                                      Message="Authentication failed"))
+                writer.write(
+                    _message(Response="Error", ActionID=action_id, Message="Authentication failed")
+                )
                 return
             self.logins += 1
-            writer.write(_message(Response="Success", ActionID=action_id,
-                                  Message="Authentication accepted"))
-            writer.write(_message(Event="FullyBooted", Privilege="system,all", Status="Fully Booted"))
+            writer.write(
+                _message(Response="Success", ActionID=action_id, Message="Authentication accepted")
+            )
+            writer.write(
+                _message(Event="FullyBooted", Privilege="system,all", Status="Fully Booted")
+            )
         elif name == "ping":
             writer.write(_message(Response="Success", ActionID=action_id, Ping="Pong"))
         elif name == "coreshowchannels":
-            writer.write(_message(Response="Success", ActionID=action_id, EventList="start",
-                                  Message="Channels will follow"))
+            writer.write(
+                _message(
+                    Response="Success",
+                    ActionID=action_id,
+                    EventList="start",
+                    Message="Channels will follow",
+                )
+            )
             for channel in self.live_channels:
                 writer.write(_message(Event="CoreShowChannel", ActionID=action_id, **channel))
-            writer.write(_message(Event="CoreShowChannelsComplete", ActionID=action_id,
-                                  EventList="Complete", ListItems=str(len(self.live_channels))))
+            writer.write(
+                _message(
+                    Event="CoreShowChannelsComplete",
+                    ActionID=action_id,
+                    EventList="Complete",
+                    ListItems=str(len(self.live_channels)),
+                )
+            )
             await writer.drain()
             # The capture follows the resync, as live events follow a real login.
             for event in self.events:
@@ -105,7 +121,9 @@ class AmiReplayServer:
             await writer.drain()
             self.streamed.set()
         else:
-            writer.write(_message(Response="Error", ActionID=action_id, Message="Invalid/unknown command"))
+            writer.write(
+                _message(Response="Error", ActionID=action_id, Message="Invalid/unknown command")
+            )
         await writer.drain()
 
 
@@ -126,5 +144,7 @@ def messages_of_capture(path: Path) -> list[object]:
     """A capture's events parsed by panoramisk's own parser, as the daemon receives them."""
     from panoramisk.message import Message
 
-    parsed = (Message.from_line(raw.decode().strip()) for raw in events_of_capture(path))  # as panoramisk does
+    parsed = (
+        Message.from_line(raw.decode().strip()) for raw in events_of_capture(path)
+    )  # as panoramisk does
     return [message for message in parsed if message is not None]

@@ -28,11 +28,19 @@ def test_mask_keeps_prefix_and_last_digits():
 
 
 def test_log_processor_masks_phone_keys_and_e164_anywhere():
-    event = mask_phone_numbers(None, "info", {
-        "event": "call from +8613800138000 queued", "caller": "13800138000",
-        "linkedid": "1795358836.6", "count": 3,
-    })
+    event = mask_phone_numbers(
+        None,
+        "info",
+        {
+            "event": "call from +8613800138000 queued",
+            "caller": "13800138000",
+            "linkedid": "1795358836.6",
+            "count": 3,
+        },
+    )
     assert event == {
-        "event": "call from +861*******000 queued", "caller": "138*****000",
-        "linkedid": "1795358836.6", "count": 3,
+        "event": "call from +861*******000 queued",
+        "caller": "138*****000",
+        "linkedid": "1795358836.6",
+        "count": 3,
     }

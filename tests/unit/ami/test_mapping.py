@@ -18,39 +18,78 @@ def test_unknown_and_uninteresting_events_are_ignored():
 def test_newchannel_maps_unknown_caller_id_to_none():
     event = map_message(
         "p",
-        {"Event": "Newchannel", "Channel": "PJSIP/trunk-00000001", "Uniqueid": "1.1",
-         "Linkedid": "1.1", "Context": "from-pstn", "Exten": "4000",
-         "CallerIDNum": "<unknown>", "CallerIDName": "<unknown>"},
+        {
+            "Event": "Newchannel",
+            "Channel": "PJSIP/trunk-00000001",
+            "Uniqueid": "1.1",
+            "Linkedid": "1.1",
+            "Context": "from-pstn",
+            "Exten": "4000",
+            "CallerIDNum": "<unknown>",
+            "CallerIDName": "<unknown>",
+        },
         5.0,
     )
-    assert event == ev.ChannelCreated(pbx="p", at=5.0, uniqueid="1.1", linkedid="1.1",
-                                      channel="PJSIP/trunk-00000001", context="from-pstn",
-                                      exten="4000", caller_number=None, caller_name=None)
+    assert event == ev.ChannelCreated(
+        pbx="p",
+        at=5.0,
+        uniqueid="1.1",
+        linkedid="1.1",
+        channel="PJSIP/trunk-00000001",
+        context="from-pstn",
+        exten="4000",
+        caller_number=None,
+        caller_name=None,
+    )
 
 
 def test_pbx_timestamp_wins_over_receive_time():
-    event = map_message("p", {"Event": "Hangup", "Channel": "X/1-00000001", "Uniqueid": "1.1",
-                              "Linkedid": "1.1", "Cause": "16", "Timestamp": "1795358828.250000"}, 9.0)
+    event = map_message(
+        "p",
+        {
+            "Event": "Hangup",
+            "Channel": "X/1-00000001",
+            "Uniqueid": "1.1",
+            "Linkedid": "1.1",
+            "Cause": "16",
+            "Timestamp": "1795358828.250000",
+        },
+        9.0,
+    )
     assert event is not None and event.at == pytest.approx(1795358828.25)
 
 
 def test_varset_without_value_is_ignored():
     # panoramisk 1.4 drops an empty last header: `Value: ` never arrives.
-    message = {"Event": "VarSet", "Uniqueid": "1.1", "Linkedid": "1.1",
-               "Variable": "MIXMONITOR_FILENAME"}
+    message = {
+        "Event": "VarSet",
+        "Uniqueid": "1.1",
+        "Linkedid": "1.1",
+        "Variable": "MIXMONITOR_FILENAME",
+    }
     assert map_message("p", message, 1.0) is None
 
 
 def test_mixmonitor_filename_becomes_recording_started():
-    message = {"Event": "VarSet", "Uniqueid": "1.2", "Linkedid": "1.1",
-               "Variable": "MIXMONITOR_FILENAME", "Value": "/var/spool/asterisk/monitor/1.2.wav"}
+    message = {
+        "Event": "VarSet",
+        "Uniqueid": "1.2",
+        "Linkedid": "1.1",
+        "Variable": "MIXMONITOR_FILENAME",
+        "Value": "/var/spool/asterisk/monitor/1.2.wav",
+    }
     assert map_message("p", message, 1.0) == ev.RecordingStarted(
-        pbx="p", at=1.0, uniqueid="1.2", linkedid="1.1", path="/var/spool/asterisk/monitor/1.2.wav")
+        pbx="p", at=1.0, uniqueid="1.2", linkedid="1.1", path="/var/spool/asterisk/monitor/1.2.wav"
+    )
 
 
 def test_originate_dialbegin_without_caller_side_uses_dest_ids():
-    message = {"Event": "DialBegin", "DestChannel": "Local/200@test-context-00000001;1",
-               "DestUniqueid": "1.2", "DestLinkedid": "1.2"}
+    message = {
+        "Event": "DialBegin",
+        "DestChannel": "Local/200@test-context-00000001;1",
+        "DestUniqueid": "1.2",
+        "DestLinkedid": "1.2",
+    }
     event = map_message("p", message, 1.0)
     assert isinstance(event, ev.DialStarted)
     assert (event.uniqueid, event.linkedid) == ("1.2", "1.2")
@@ -58,8 +97,14 @@ def test_originate_dialbegin_without_caller_side_uses_dest_ids():
 
 def test_repeated_header_takes_the_channel_value():
     # A UserEvent header named like a channel field arrives as a list.
-    message = {"Event": "UserEvent", "UserEvent": "Survey", "Uniqueid": "1.1", "Linkedid": "1.1",
-               "CallerIDNum": ["+15550001", "+15559999"], "Score": "5"}
+    message = {
+        "Event": "UserEvent",
+        "UserEvent": "Survey",
+        "Uniqueid": "1.1",
+        "Linkedid": "1.1",
+        "CallerIDNum": ["+15550001", "+15559999"],
+        "Score": "5",
+    }
     event = map_message("p", message, 1.0)
     assert isinstance(event, ev.UserEventReceived)
     assert event.fields == (("Score", "5"),)
@@ -69,10 +114,20 @@ def test_repeated_header_takes_the_channel_value():
     "message",
     [
         {"Event": "Hangup", "Channel": "X/1-00000001", "Linkedid": "1.1"},  # no Uniqueid
-        {"Event": "Hangup", "Channel": "X/1-00000001", "Uniqueid": "1.1", "Linkedid": "1.1",
-         "Cause": "sixteen"},
-        {"Event": "QueueCallerJoin", "Uniqueid": "1.1", "Linkedid": "1.1", "Position": "x",
-         "Queue": "q"},
+        {
+            "Event": "Hangup",
+            "Channel": "X/1-00000001",
+            "Uniqueid": "1.1",
+            "Linkedid": "1.1",
+            "Cause": "sixteen",
+        },
+        {
+            "Event": "QueueCallerJoin",
+            "Uniqueid": "1.1",
+            "Linkedid": "1.1",
+            "Position": "x",
+            "Queue": "q",
+        },
     ],
 )
 def test_malformed_events_raise_a_clear_error(message):
@@ -81,7 +136,9 @@ def test_malformed_events_raise_a_clear_error(message):
 
 
 def test_core_show_channels_response_becomes_a_snapshot():
-    responses = [json.loads(line) for line in (FIXTURES / "queue_panoramisk_responses.jsonl").open()]
+    responses = [
+        json.loads(line) for line in (FIXTURES / "queue_panoramisk_responses.jsonl").open()
+    ]
     in_call = next(r for r in responses if r["action"] == "CoreShowChannels(in-call)")
     snapshot = map_live_channels("p", in_call["messages"], requested_at=1.0, received_at=2.0)
     assert len(snapshot.channels) == 4

@@ -17,11 +17,13 @@ def test_interface_of_channel(channel, interface):
 
 
 def test_directory_by_interface_extension_and_pbx():
-    directory = AgentDirectory([
-        AgentEntry("alice", ("PJSIP/1001",)),
-        AgentEntry("bob", (), extension="1002"),
-        AgentEntry("carol", ("PJSIP/1003",), pbx="east"),
-    ])
+    directory = AgentDirectory(
+        [
+            AgentEntry("alice", ("PJSIP/1001",)),
+            AgentEntry("bob", (), extension="1002"),
+            AgentEntry("carol", ("PJSIP/1003",), pbx="east"),
+        ]
+    )
     assert directory.agent_for("main", "pjsip/1001") == "alice"
     assert directory.agent_for("main", "SIP/1002") == "bob"
     assert directory.agent_for("main", "Local/1002@from-queue") == "bob"

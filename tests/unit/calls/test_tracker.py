@@ -22,8 +22,12 @@ FIXTURES = Path(__file__).parents[2] / "fixtures" / "ami"
 def tracker(inbound=("test-context",), outbound=()):
     return CallTracker(
         {"p": PbxRouting(frozenset(inbound), frozenset(outbound))},
-        AgentDirectory([AgentEntry("agent1", ("Local/agent1@agents",)),
-                        AgentEntry("agent9", ("Local/agent9@agents",))]),
+        AgentDirectory(
+            [
+                AgentEntry("agent1", ("Local/agent1@agents",)),
+                AgentEntry("agent9", ("Local/agent9@agents",)),
+            ]
+        ),
     )
 
 
@@ -37,12 +41,19 @@ def replay(t, messages):
 
 
 def kinds(updates):
-    return [type(u).__name__ + (f":{u.agent_id}" if hasattr(u, "agent_id") else "") for u in updates]
+    return [
+        type(u).__name__ + (f":{u.agent_id}" if hasattr(u, "agent_id") else "") for u in updates
+    ]
 
 
 def test_queue_call_from_real_capture():
     updates = replay(tracker(), messages_of_capture(FIXTURES / "queue_raw_passive_rx.ami"))
-    assert kinds(updates) == ["CallQualified", "AgentRang:agent1", "AgentAnswered:agent1", "CallEnded"]
+    assert kinds(updates) == [
+        "CallQualified",
+        "AgentRang:agent1",
+        "AgentAnswered:agent1",
+        "CallEnded",
+    ]
     # Qualified at queue join, after MixMonitor started: the recording comes with it.
     assert updates[0].call.recordings == ("/var/spool/asterisk/monitor/1795358836.7.wav",)
     call = updates[-1].call
@@ -58,7 +69,12 @@ def test_queue_call_from_real_capture():
 def test_dial_call_takes_the_dialplan_channels_caller_id():
     # ;1 carries the originate's CallerID, ;2 runs the dialplan that Set a new one.
     updates = replay(tracker(), messages_of_capture(FIXTURES / "dial_raw_passive_rx.ami"))
-    assert kinds(updates) == ["CallQualified", "AgentRang:agent1", "AgentAnswered:agent1", "CallEnded"]
+    assert kinds(updates) == [
+        "CallQualified",
+        "AgentRang:agent1",
+        "AgentAnswered:agent1",
+        "CallEnded",
+    ]
     assert updates[0].call.caller_number == "+15551230002"
     assert updates[-1].call.outcome is Outcome.ANSWERED
 
@@ -71,7 +87,9 @@ def test_call_answered_by_the_pbx_alone_is_ivr():
 
 
 def test_calls_outside_inbound_contexts_get_no_ticket():
-    updates = replay(tracker(inbound=("from-pstn",)), messages_of_capture(FIXTURES / "queue_raw_passive_rx.ami"))
+    updates = replay(
+        tracker(inbound=("from-pstn",)), messages_of_capture(FIXTURES / "queue_raw_passive_rx.ami")
+    )
     assert not any(isinstance(u, CallQualified) for u in updates)
     assert updates[-1].call.direction is Direction.INTERNAL
 
@@ -91,24 +109,55 @@ def test_twenty_concurrent_queue_calls_are_kept_apart():
 
 
 def chan(uid, linked, name, context="from-pstn", exten="4003", num="+8613800138000", at=1.0):
-    return ev.ChannelCreated(pbx="p", at=at, uniqueid=uid, linkedid=linked, channel=name,
-                             context=context, exten=exten, caller_number=num, caller_name="Zhang")
+    return ev.ChannelCreated(
+        pbx="p",
+        at=at,
+        uniqueid=uid,
+        linkedid=linked,
+        channel=name,
+        context=context,
+        exten=exten,
+        caller_number=num,
+        caller_name="Zhang",
+    )
 
 
 def hangup(uid, linked, name, at, cause=16):
-    return ev.ChannelHungUp(pbx="p", at=at, uniqueid=uid, linkedid=linked, channel=name,
-                            cause=cause, cause_text="Normal Clearing")
+    return ev.ChannelHungUp(
+        pbx="p",
+        at=at,
+        uniqueid=uid,
+        linkedid=linked,
+        channel=name,
+        cause=cause,
+        cause_text="Normal Clearing",
+    )
 
 
 def test_abandoned_in_queue():
     t = tracker(inbound=("from-pstn",))
     out = t.handle(chan("1.1", "1.1", "PJSIP/trunk-00000001"))
-    out += t.handle(ev.QueueJoined(pbx="p", at=2.0, uniqueid="1.1", linkedid="1.1", queue="sales", position=1))
-    out += t.handle(ev.QueueAgentRinging(pbx="p", at=2.1, uniqueid="1.1", linkedid="1.1", queue="sales",
-                                         interface="Local/agent9@agents", member_name="Nine",
-                                         dest_uniqueid="1.2", dest_channel="Local/agent9@agents-00000002;1"))
-    out += t.handle(ev.QueueCallerAbandoned(pbx="p", at=9.0, uniqueid="1.1", linkedid="1.1",
-                                            queue="sales", hold_seconds=7))
+    out += t.handle(
+        ev.QueueJoined(pbx="p", at=2.0, uniqueid="1.1", linkedid="1.1", queue="sales", position=1)
+    )
+    out += t.handle(
+        ev.QueueAgentRinging(
+            pbx="p",
+            at=2.1,
+            uniqueid="1.1",
+            linkedid="1.1",
+            queue="sales",
+            interface="Local/agent9@agents",
+            member_name="Nine",
+            dest_uniqueid="1.2",
+            dest_channel="Local/agent9@agents-00000002;1",
+        )
+    )
+    out += t.handle(
+        ev.QueueCallerAbandoned(
+            pbx="p", at=9.0, uniqueid="1.1", linkedid="1.1", queue="sales", hold_seconds=7
+        )
+    )
     out += t.handle(hangup("1.1", "1.1", "PJSIP/trunk-00000001", 9.1))
     assert kinds(out) == ["CallQualified", "AgentRang:agent9", "CallEnded"]
     call = out[-1].call
@@ -119,10 +168,27 @@ def test_abandoned_in_queue():
 def test_missed_when_agents_rang_and_nobody_answered():
     t = tracker(inbound=("from-pstn",))
     t.handle(chan("1.1", "1.1", "PJSIP/trunk-00000001"))
-    out = t.handle(ev.DialStarted(pbx="p", at=2.0, uniqueid="1.1", linkedid="1.1", dest_uniqueid="1.2",
-                                  dest_channel="Local/agent1@agents-00000002;1"))
-    out += t.handle(ev.DialEnded(pbx="p", at=5.0, uniqueid="1.1", linkedid="1.1", dest_uniqueid="1.2",
-                                 dest_channel="Local/agent1@agents-00000002;1", status="NOANSWER"))
+    out = t.handle(
+        ev.DialStarted(
+            pbx="p",
+            at=2.0,
+            uniqueid="1.1",
+            linkedid="1.1",
+            dest_uniqueid="1.2",
+            dest_channel="Local/agent1@agents-00000002;1",
+        )
+    )
+    out += t.handle(
+        ev.DialEnded(
+            pbx="p",
+            at=5.0,
+            uniqueid="1.1",
+            linkedid="1.1",
+            dest_uniqueid="1.2",
+            dest_channel="Local/agent1@agents-00000002;1",
+            status="NOANSWER",
+        )
+    )
     out += t.handle(hangup("1.1", "1.1", "PJSIP/trunk-00000001", 6.0))
     assert kinds(out) == ["CallQualified", "AgentRang:agent1", "CallEnded"]
     assert out[-1].call.outcome is Outcome.MISSED
@@ -131,14 +197,30 @@ def test_missed_when_agents_rang_and_nobody_answered():
 def test_ring_and_answer_pop_once_per_agent_even_when_queue_and_dial_both_report():
     t = tracker(inbound=("from-pstn",))
     t.handle(chan("1.1", "1.1", "PJSIP/trunk-00000001"))
-    ring = dict(pbx="p", uniqueid="1.1", linkedid="1.1", dest_uniqueid="1.2",
-                dest_channel="Local/agent1@agents-00000002;1")
-    out = t.handle(ev.QueueAgentRinging(at=2.0, queue="q", interface="Local/agent1@agents",
-                                        member_name="One", **ring))
+    ring = dict(
+        pbx="p",
+        uniqueid="1.1",
+        linkedid="1.1",
+        dest_uniqueid="1.2",
+        dest_channel="Local/agent1@agents-00000002;1",
+    )
+    out = t.handle(
+        ev.QueueAgentRinging(
+            at=2.0, queue="q", interface="Local/agent1@agents", member_name="One", **ring
+        )
+    )
     out += t.handle(ev.DialStarted(at=2.0, **ring))
     out += t.handle(ev.DialEnded(at=3.0, status="ANSWER", **ring))
-    out += t.handle(ev.QueueAgentConnected(at=3.0, queue="q", interface="Local/agent1@agents",
-                                           member_name="One", hold_seconds=1, **ring))
+    out += t.handle(
+        ev.QueueAgentConnected(
+            at=3.0,
+            queue="q",
+            interface="Local/agent1@agents",
+            member_name="One",
+            hold_seconds=1,
+            **ring,
+        )
+    )
     assert kinds(out) == ["CallQualified", "AgentRang:agent1", "AgentAnswered:agent1"]
 
 
@@ -156,14 +238,34 @@ def test_resync_ends_calls_that_vanished_and_keeps_calls_seen_after_the_request(
 def test_resync_adopts_a_call_that_began_while_we_were_away():
     t = tracker(inbound=("from-pstn",))
     live = (
-        ev.LiveChannel(uniqueid="5.1", linkedid="5.1", channel="PJSIP/trunk-00000009",
-                       context="from-pstn", exten="4002", application="Queue",
-                       application_data="support,,,,60", caller_number="+8613800138000",
-                       caller_name="Zhang", up=True, bridged=True, duration_seconds=12),
-        ev.LiveChannel(uniqueid="5.2", linkedid="5.1", channel="Local/agent1@agents-0000000a;1",
-                       context="agents", exten="4002", application="AppQueue",
-                       application_data="(Outgoing Line)", caller_number="+8613800138000",
-                       caller_name="Zhang", up=True, bridged=True, duration_seconds=4),
+        ev.LiveChannel(
+            uniqueid="5.1",
+            linkedid="5.1",
+            channel="PJSIP/trunk-00000009",
+            context="from-pstn",
+            exten="4002",
+            application="Queue",
+            application_data="support,,,,60",
+            caller_number="+8613800138000",
+            caller_name="Zhang",
+            up=True,
+            bridged=True,
+            duration_seconds=12,
+        ),
+        ev.LiveChannel(
+            uniqueid="5.2",
+            linkedid="5.1",
+            channel="Local/agent1@agents-0000000a;1",
+            context="agents",
+            exten="4002",
+            application="AppQueue",
+            application_data="(Outgoing Line)",
+            caller_number="+8613800138000",
+            caller_name="Zhang",
+            up=True,
+            bridged=True,
+            duration_seconds=4,
+        ),
     )
     out = t.handle(ev.LiveChannelsListed(pbx="p", at=100.0, requested_at=99.0, channels=live))
     assert kinds(out) == ["CallQualified", "AgentRang:agent1", "AgentAnswered:agent1"]
@@ -171,7 +273,9 @@ def test_resync_adopts_a_call_that_began_while_we_were_away():
     assert (call.did, call.queue, call.caller_number) == ("4002", "support", "+8613800138000")
     assert call.started_at == 88.0
     # The same snapshot again (another reconnect) changes nothing.
-    assert t.handle(ev.LiveChannelsListed(pbx="p", at=101.0, requested_at=100.5, channels=live)) == []
+    assert (
+        t.handle(ev.LiveChannelsListed(pbx="p", at=101.0, requested_at=100.5, channels=live)) == []
+    )
     out = t.handle(hangup("5.2", "5.1", "Local/agent1@agents-0000000a;1", 120.0))
     out += t.handle(hangup("5.1", "5.1", "PJSIP/trunk-00000009", 120.1))
     assert kinds(out) == ["CallEnded"] and out[0].call.outcome is Outcome.ANSWERED
@@ -181,8 +285,12 @@ def test_recording_announced_after_qualification():
     t = tracker(inbound=("from-pstn",))
     t.handle(chan("1.1", "1.1", "PJSIP/trunk-00000001"))
     t.handle(ev.QueueJoined(pbx="p", at=2.0, uniqueid="1.1", linkedid="1.1", queue="q", position=1))
-    out = t.handle(ev.RecordingStarted(pbx="p", at=2.5, uniqueid="1.1", linkedid="1.1", path="/r/1.1.wav"))
-    out += t.handle(ev.RecordingStarted(pbx="p", at=2.6, uniqueid="1.1", linkedid="1.1", path="/r/1.1.wav"))
+    out = t.handle(
+        ev.RecordingStarted(pbx="p", at=2.5, uniqueid="1.1", linkedid="1.1", path="/r/1.1.wav")
+    )
+    out += t.handle(
+        ev.RecordingStarted(pbx="p", at=2.6, uniqueid="1.1", linkedid="1.1", path="/r/1.1.wav")
+    )
     assert kinds(out) == ["RecordingAnnounced"]
     assert isinstance(out[0], RecordingAnnounced) and out[0].path == "/r/1.1.wav"
 

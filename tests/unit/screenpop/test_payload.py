@@ -15,16 +15,46 @@ def test_published_schemas_match_the_models(name):
 
 
 def test_screen_pop_round_trips_through_its_schema():
-    ticket = Ticket(id=7, number="T-000007", status=TicketStatus.NEW, priority="P2", category="a/b/c",
-                    subject="Phone call from 王芳", assignee=None, created_at=0.0, updated_at=1.0,
-                    rule="vip", description="d", channel="phone", customer_id=3,
-                    caller_number="+8613800138000", caller_name="Wang", did="4001", queue=None)
+    ticket = Ticket(
+        id=7,
+        number="T-000007",
+        status=TicketStatus.NEW,
+        priority="P2",
+        category="a/b/c",
+        subject="Phone call from 王芳",
+        assignee=None,
+        created_at=0.0,
+        updated_at=1.0,
+        rule="vip",
+        description="d",
+        channel="phone",
+        customer_id=3,
+        caller_number="+8613800138000",
+        caller_name="Wang",
+        did="4001",
+        queue=None,
+    )
     customer = Customer(id=3, name="王芳", vip=True, tier="gold", phones=("+8613800138000",))
-    call = Call(key=CallKey("main", "1.1"), direction=Direction.INBOUND, caller_number="13800138000",
-                caller_name="Wang", did="4001", queue=None, started_at=0.0)
-    pop = screen_pop(event="ringing", agent_id="alice", call=call, caller_e164="+8613800138000",
-                     ticket=ticket, history=CallerHistory(customer=customer, open_tickets=(ticket,), recent_tickets=(ticket,)),
-                     created=True, event_at=0.5, now=0.501)
+    call = Call(
+        key=CallKey("main", "1.1"),
+        direction=Direction.INBOUND,
+        caller_number="13800138000",
+        caller_name="Wang",
+        did="4001",
+        queue=None,
+        started_at=0.0,
+    )
+    pop = screen_pop(
+        event="ringing",
+        agent_id="alice",
+        call=call,
+        caller_e164="+8613800138000",
+        ticket=ticket,
+        history=CallerHistory(customer=customer, open_tickets=(ticket,), recent_tickets=(ticket,)),
+        created=True,
+        event_at=0.5,
+        now=0.501,
+    )
     data = json.loads(pop.model_dump_json())
     assert ScreenPop.model_validate(data) == pop
     assert data["call"]["caller_number"] == "+8613800138000"

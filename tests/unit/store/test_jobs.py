@@ -7,8 +7,12 @@ from cti_bridge.store import Store
 from cti_bridge.tickets.model import NewTicket, TicketNumbering, TicketStatus
 
 T0 = 1_800_000_000.0
-RESULT = {"text": "hello", "words": [{"word": "hello", "start": 0.1, "end": 0.5, "conf": 0.9}],
-          "duration_seconds": 1.0, "elapsed_seconds": 0.2}
+RESULT = {
+    "text": "hello",
+    "words": [{"word": "hello", "start": 0.1, "end": 0.5, "conf": 0.9}],
+    "duration_seconds": 1.0,
+    "elapsed_seconds": 0.2,
+}
 
 
 @pytest.fixture
@@ -19,17 +23,46 @@ async def store(tmp_path):
 
 
 async def queued_job(store, linkedid="1.1"):
-    call = Call(key=CallKey("main", linkedid), direction=Direction.INBOUND, caller_number=None,
-                caller_name=None, did="4000", queue=None, started_at=T0)
-    new = NewTicket(status=TicketStatus.NEW, priority="P3", category=None, rule=None, subject="s",
-                    description="", customer_id=None, caller_number=None, caller_name=None,
-                    did="4000", queue=None)
+    call = Call(
+        key=CallKey("main", linkedid),
+        direction=Direction.INBOUND,
+        caller_number=None,
+        caller_name=None,
+        did="4000",
+        queue=None,
+        started_at=T0,
+    )
+    new = NewTicket(
+        status=TicketStatus.NEW,
+        priority="P3",
+        category=None,
+        rule=None,
+        subject="s",
+        description="",
+        customer_id=None,
+        caller_number=None,
+        caller_name=None,
+        did="4000",
+        queue=None,
+    )
     await store.create_ticket_for_call(new, call, None, T0)
-    recording = await store.add_recording(call, f"/pbx/{linkedid}.wav", f"/local/{linkedid}.wav", T0)
+    recording = await store.add_recording(
+        call, f"/pbx/{linkedid}.wav", f"/local/{linkedid}.wav", T0
+    )
     assert recording is not None
-    assert await store.add_recording(call, f"/pbx/{linkedid}.wav", f"/local/{linkedid}.wav", T0) == recording
-    job = await store.link_recording(recording, status="linked", size_bytes=100, duration_seconds=1.0,
-                                     error=None, language="en", at=T0)
+    assert (
+        await store.add_recording(call, f"/pbx/{linkedid}.wav", f"/local/{linkedid}.wav", T0)
+        == recording
+    )
+    job = await store.link_recording(
+        recording,
+        status="linked",
+        size_bytes=100,
+        duration_seconds=1.0,
+        error=None,
+        language="en",
+        at=T0,
+    )
     assert job is not None
     return job
 
@@ -51,7 +84,9 @@ async def test_only_the_lease_holder_completes_and_only_once(store):
     assert await store.complete_job(second, "b", RESULT, T0 + 71)
     assert not await store.complete_job(second, "b", RESULT, T0 + 72)
     detail = await store.ticket_detail("T-000001")
-    assert len(detail["transcripts"]) == 1 and detail["transcripts"][0]["words"][0]["word"] == "hello"
+    assert (
+        len(detail["transcripts"]) == 1 and detail["transcripts"][0]["words"][0]["word"] == "hello"
+    )
     assert detail["recordings"][0]["transcription"] == "done"
     assert await store.job_states() == {"done": 1}
 
@@ -80,6 +115,13 @@ async def test_release_on_stop_requeues_without_counting_an_attempt(store):
 
 
 async def test_recording_of_an_unknown_call_is_not_stored(store):
-    call = Call(key=CallKey("main", "9.9"), direction=Direction.INBOUND, caller_number=None,
-                caller_name=None, did=None, queue=None, started_at=T0)
+    call = Call(
+        key=CallKey("main", "9.9"),
+        direction=Direction.INBOUND,
+        caller_number=None,
+        caller_name=None,
+        did=None,
+        queue=None,
+        started_at=T0,
+    )
     assert await store.add_recording(call, "/p.wav", "/l.wav", T0) is None

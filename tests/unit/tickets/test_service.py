@@ -25,7 +25,11 @@ def config(**overrides):
     base = {
         "reuse_open_ticket_within": "24h",
         "rules": [
-            {"name": "support", "when": {"queue": ["support"]}, "category": "技术故障/网络问题/登录异常"},
+            {
+                "name": "support",
+                "when": {"queue": ["support"]},
+                "category": "技术故障/网络问题/登录异常",
+            },
             {"name": "hotline", "when": {"did": ["4008001000"]}, "priority": "P1"},
         ],
     }
@@ -33,8 +37,15 @@ def config(**overrides):
 
 
 def call(linkedid, *, number="13800138000", at=1_800_000_000.0, queue="support", did="4001"):
-    return Call(key=CallKey("main", linkedid), direction=Direction.INBOUND, caller_number=number,
-                caller_name="Zhang San", did=did, queue=queue, started_at=at)
+    return Call(
+        key=CallKey("main", linkedid),
+        direction=Direction.INBOUND,
+        caller_number=number,
+        caller_name="Zhang San",
+        did=did,
+        queue=queue,
+        started_at=at,
+    )
 
 
 async def test_new_caller_gets_a_prefilled_ticket(store):
@@ -64,7 +75,10 @@ async def test_repeat_caller_within_window_joins_the_open_ticket(store):
     first = await service.open_for_call(call("1.1", at=1_800_000_000.0))
     second = await service.open_for_call(call("2.1", at=1_800_000_000.0 + 23 * HOUR))
     assert second.ticket.id == first.ticket.id and second.attached and not second.created
-    assert [c["linkedid"] for c in (await store.ticket_detail("T-000001"))["calls"]] == ["1.1", "2.1"]
+    assert [c["linkedid"] for c in (await store.ticket_detail("T-000001"))["calls"]] == [
+        "1.1",
+        "2.1",
+    ]
     # The window runs from the last update: the attach moved it on.
     third = await service.open_for_call(call("3.1", at=1_800_000_000.0 + 46 * HOUR))
     assert third.ticket.id == first.ticket.id
@@ -82,7 +96,9 @@ async def test_repeat_caller_outside_window_gets_a_new_ticket(store):
 async def test_resolved_ticket_is_not_reused(store):
     service = TicketService(store, config(), "CN")
     first = await service.open_for_call(call("1.1"))
-    await store._db.execute("UPDATE tickets SET status = 'resolved' WHERE id = ?", (first.ticket.id,))
+    await store._db.execute(
+        "UPDATE tickets SET status = 'resolved' WHERE id = ?", (first.ticket.id,)
+    )
     again = await service.open_for_call(call("2.1", at=1_800_000_000.0 + 60))
     assert again.created and again.ticket.id != first.ticket.id
 
@@ -95,8 +111,18 @@ async def test_anonymous_callers_never_share_a_ticket(store):
 
 
 async def test_known_vip_customer_with_history(store):
-    await store.import_customers([CustomerRow(name="王芳", phones=("+8613800138000", "+8613900139000"),
-                                              company="ACME", vip=True, tier="gold")], time.time())
+    await store.import_customers(
+        [
+            CustomerRow(
+                name="王芳",
+                phones=("+8613800138000", "+8613900139000"),
+                company="ACME",
+                vip=True,
+                tier="gold",
+            )
+        ],
+        time.time(),
+    )
     service = TicketService(store, config(), "CN")
     first = await service.open_for_call(call("1.1", queue=None, did="4001"))
     assert first.ticket.priority == "P2"  # vip_priority beats the default P3
@@ -104,8 +130,9 @@ async def test_known_vip_customer_with_history(store):
     assert first.ticket.subject == "Phone call from 王芳"
     await store._db.execute("UPDATE tickets SET status = 'closed'")
     # Same customer from another number: a new ticket, the old one in the history.
-    other = await service.open_for_call(call("2.1", number="13900139000", did="4008001000", queue=None,
-                                             at=1_800_000_000.0 + 60))
+    other = await service.open_for_call(
+        call("2.1", number="13900139000", did="4008001000", queue=None, at=1_800_000_000.0 + 60)
+    )
     assert other.created and other.ticket.priority == "P1" and other.ticket.rule == "hotline"
     assert [t.number for t in other.history.recent_tickets] == ["T-000002", "T-000001"]
     assert [t.number for t in other.history.open_tickets] == ["T-000002"]
@@ -120,13 +147,23 @@ async def test_answer_assigns_and_end_records_the_call(store):
     assert not await service.agent_answered(answered, "alice", c.started_at + 6)  # idempotent
     ticket = await service.ticket(opened.ticket.id)
     assert ticket.assignee == "alice" and ticket.status is TicketStatus.ASSIGNED
-    ended = dataclasses.replace(answered, ended_at=c.started_at + 65, outcome=Outcome.ANSWERED,
-                                hangup_cause=16, hangup_cause_text="Normal Clearing")
+    ended = dataclasses.replace(
+        answered,
+        ended_at=c.started_at + 65,
+        outcome=Outcome.ANSWERED,
+        hangup_cause=16,
+        hangup_cause_text="Normal Clearing",
+    )
     await service.call_ended(ended, ended.ended_at)
     detail = await store.ticket_detail(ticket.number)
     [row] = detail["calls"]
     assert (row["ring_seconds"], row["talk_seconds"], row["outcome"]) == (5.0, 60.0, "answered")
-    assert [e["kind"] for e in detail["history"]] == ["created", "assigned", "call_answered", "call_ended"]
+    assert [e["kind"] for e in detail["history"]] == [
+        "created",
+        "assigned",
+        "call_answered",
+        "call_ended",
+    ]
 
 
 def test_numbering_format():
