@@ -1,0 +1,107 @@
+"""The `cti-bridge` command on a real store file: customers import, tickets list/show."""
+
+import asyncio
+import io
+import json
+
+import structlog
+
+from cti_bridge.calls.model import Call, CallKey, Direction
+from cti_bridge.cli import main
+from cti_bridge.config.model import LoggingConfig, TicketConfig
+from cti_bridge.logs import configure_logging
+from cti_bridge.store import Store
+from cti_bridge.tickets.model import TicketNumbering
+from cti_bridge.tickets.service import TicketService
+
+CONFIG = """\
+pbxs:
+  - name: main
+    username: cti
+    secret: {{env: UNSET_IN_TESTS}}
+phone: {{default_region: CN}}
+store: {{url: "sqlite:///{db}"}}
+"""
+
+
+def write_config(tmp_path):
+    path = tmp_path / "cti.yaml"
+    path.write_text(CONFIG.format(db=tmp_path / "cti.db"), encoding="utf-8")
+    return path
+
+
+def test_customers_import_reports_bad_rows_and_keeps_the_good(tmp_path, capsys):
+    config = write_config(tmp_path)
+    csv = tmp_path / "customers.csv"
+    csv.write_text(
+        "name,phone,company,vip,tier\n"
+        "王芳,13800138000;+86 139 0013 9000,华东物流,yes,gold\n"
+        ",13700137000,,,\n"
+        "Bad Number,12,,,\n"
+        "Li Lei,021-6123 4567,,no,\n",
+        encoding="utf-8",
+    )
+    assert main(["customers", "import", str(csv), "-c", str(config)]) == 1
+    out, err = capsys.readouterr()
+    assert "imported 2 customer(s): 2 new, 0 updated; 2 row(s) refused" in out
+    assert f"{csv}:3: empty name" in err and f"{csv}:4: not a phone number: '12'" in err
+    # Importing again updates instead of duplicating.
+    assert main(["customers", "import", str(csv), "-c", str(config)]) == 1
+    assert "0 new, 2 updated" in capsys.readouterr().out
+
+    async def lookup():
+        store = await Store.open(f"sqlite:///{tmp_path}/cti.db", TicketNumbering())
+        try:
+            return await store.customer_by_phone("+8613900139000"), await store.customer_by_phone("+862161234567")
+        finally:
+            await store.close()
+
+    wang, li = asyncio.run(lookup())
+    assert wang.name == "王芳" and wang.vip and wang.phones == ("+8613800138000", "+8613900139000")
+    assert li.name == "Li Lei" and not li.vip
+
+
+def test_tickets_list_and_show(tmp_path, capsys):
+    config = write_config(tmp_path)
+
+    async def make_ticket():
+        store = await Store.open(f"sqlite:///{tmp_path}/cti.db", TicketNumbering())
+        try:
+            call = Call(key=CallKey("main", "1.1"), direction=Direction.INBOUND, caller_number="13800138000",
+                        caller_name="Wang", did="4001", queue="support", started_at=1_800_000_000.0)
+            return (await TicketService(store, TicketConfig(), "CN").open_for_call(call)).ticket.number
+        finally:
+            await store.close()
+
+    number = asyncio.run(make_ticket())
+    assert main(["tickets", "list", "--json", "-c", str(config)]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["number"] == number == "T-000001" and row["caller_number"] == "+8613800138000"
+    assert main(["tickets", "list", "-c", str(config)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:3] == ["NUMBER", "STATUS", "PRIORITY"] and "T-000001" in table[1]
+    assert main(["tickets", "show", number, "-c", str(config)]) == 0
+    shown = capsys.readouterr().out
+    assert "T-000001  Phone call from Wang" in shown and "main/1.1 in progress" in shown
+    assert main(["tickets", "show", number, "--json", "-c", str(config)]) == 0
+    assert json.loads(capsys.readouterr().out)["calls"][0]["linkedid"] == "1.1"
+    assert main(["tickets", "show", "T-999999", "-c", str(config)]) == 1
+
+
+def test_json_logs_carry_bound_ids_and_mask_numbers():
+    stream = io.StringIO()
+    configure_logging(LoggingConfig(format="json"), stream=stream)
+    try:
+        with structlog.contextvars.bound_contextvars(call="main/1.1", ticket="T-000001"):
+            structlog.get_logger("t").info("ticket.created", caller="+8613800138000")
+        line = json.loads(stream.getvalue())
+        assert line["event"] == "ticket.created" and line["level"] == "info"
+        assert (line["call"], line["ticket"]) == ("main/1.1", "T-000001")
+        assert line["caller"] == "+861*******000"
+        stream.truncate(0)
+        stream.seek(0)
+        configure_logging(LoggingConfig(format="json", mask_numbers=False), stream=stream)
+        structlog.get_logger("t").info("x", caller="+8613800138000")
+        assert json.loads(stream.getvalue())["caller"] == "+8613800138000"
+    finally:
+        structlog.reset_defaults()
