@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import csv
 import json
+import logging
 import os
 import signal
 import sys
@@ -353,7 +354,11 @@ def _transcribe(args: argparse.Namespace) -> int:
             print(f"cti-bridge: no model for language {language!r} in {args.config}", file=sys.stderr)
             return 2
         model = model_path(config.transcription.models[language])
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    # The command's output is the transcripts; only problems go to stderr beside the bar.
+    structlog.configure(
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+    )
     outcomes = asyncio.run(
         transcribe_files(args.files, str(model), language, args.workers, progress=not args.json)
     )
