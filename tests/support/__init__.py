@@ -1,0 +1,1 @@
+"""Test support: the real PBX sandbox, mosquitto and AMI driver, and their pytest fixtures."""
