@@ -115,6 +115,8 @@ class CallPipeline:
             except Exception:
                 # One call's failure (a store error, say) must not stop the others.
                 log.exception("pipeline.update_failed", update=type(update).__name__)
+            finally:
+                structlog.contextvars.unbind_contextvars("ticket")  # bound by the handler
 
     # -- handlers --------------------------------------------------------------
 

@@ -25,7 +25,7 @@ import structlog
 from panoramisk.ami_protocol import AMIProtocol
 from pydantic import SecretStr
 
-from cti_bridge.ami.mapping import map_live_channels
+from cti_bridge.ami.mapping import live_channel_names, map_live_channels
 from cti_bridge.calls import events as ev
 from cti_bridge.config.model import PbxConfig
 
@@ -150,7 +150,25 @@ class AmiClient:
         messages = await asyncio.wait_for(_shielded(action, lost), _ACTION_TIMEOUT)
         if not isinstance(messages, list):
             messages = [messages]
-        self._sink(map_live_channels(self.name, messages, requested_at, time.time()))
+        recordings = await self._recordings_of(session, live_channel_names(messages), lost)
+        self._sink(map_live_channels(self.name, messages, requested_at, time.time(), recordings))
+
+    async def _recordings_of(
+        self, session: _Session, channels: list[str], lost: asyncio.Future[str]
+    ) -> dict[str, str]:
+        """MIXMONITOR_FILENAME of each live channel: a call that began while we were away set
+        it then, and CoreShowChannels does not carry variables."""
+
+        async def one(channel: str) -> tuple[str, str]:
+            action = session.send_action(
+                {"Action": "Getvar", "Channel": channel, "Variable": "MIXMONITOR_FILENAME"}
+            )
+            response = await asyncio.wait_for(_shielded(action, lost), _ACTION_TIMEOUT)
+            # panoramisk drops an empty last header: no Value means the variable is unset.
+            return channel, str(response.get("Value", "")) if response.success else ""
+
+        found = await asyncio.gather(*(one(channel) for channel in channels))
+        return {channel: path for channel, path in found if path}
 
     async def _keep_alive(self, session: _Session, lost: asyncio.Future[str]) -> str:
         interval = self._config.ping_interval.total_seconds()

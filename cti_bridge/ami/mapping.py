@@ -70,9 +70,18 @@ def map_message(pbx: str, message: Message, received_at: float) -> ev.CallEvent 
 
 
 def map_live_channels(
-    pbx: str, messages: Sequence[Message], requested_at: float, received_at: float
+    pbx: str,
+    messages: Sequence[Message],
+    requested_at: float,
+    received_at: float,
+    recordings: Mapping[str, str] | None = None,
 ) -> ev.LiveChannelsListed:
-    """Map a CoreShowChannels response (its CoreShowChannel events) to one snapshot event."""
+    """Map a CoreShowChannels response (its CoreShowChannel events) to one snapshot event.
+
+    Args:
+        recordings: MIXMONITOR_FILENAME by channel name, for the channels that have one.
+    """
+    recordings = recordings or {}
     channels = tuple(
         ev.LiveChannel(
             uniqueid=_required(m, "Uniqueid"),
@@ -87,6 +96,7 @@ def map_live_channels(
             up=_text(m, "ChannelStateDesc") == "Up",
             bridged=bool(_text(m, "BridgeId")),
             duration_seconds=_hms_seconds(_text(m, "Duration")),
+            recording=recordings.get(_text(m, "Channel")),
         )
         for m in messages
         if _text(m, "Event") == "CoreShowChannel"
@@ -95,6 +105,11 @@ def map_live_channels(
 
 
 # -- field helpers -------------------------------------------------------------
+
+
+def live_channel_names(messages: Sequence[Message]) -> list[str]:
+    """The channels a CoreShowChannels response lists."""
+    return [_text(m, "Channel") for m in messages if _text(m, "Event") == "CoreShowChannel"]
 
 
 def _text(message: Message, key: str) -> str:

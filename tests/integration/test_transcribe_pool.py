@@ -79,9 +79,7 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Generated recordings: a Korean sentence, longer ones, a ~60 s call, a stereo call."""
     folder = tmp_path_factory.mktemp("speech")
     korean = speak(KOREAN_SENTENCE, folder / "korean.wav")
-    longer = [
-        speak(text, folder / f"longer{i}.wav", speed=130) for i, text in enumerate(LONGER_SENTENCES)
-    ]
+    longer = [speak(text, folder / f"longer{i}.wav", speed=130) for i, text in enumerate(LONGER_SENTENCES)]
     parts = [str(p) for p in (longer[0], longer[1], korean)] * 3
     long_call = folder / "long.wav"
     _run(_tool("sox"), *parts, str(long_call))
@@ -148,9 +146,7 @@ async def test_fixture_recordings(pool: WorkerPool, model: str) -> None:
         )
 
 
-async def test_korean_sentence_is_recognised(
-    pool: WorkerPool, model: str, speech: dict[str, Path]
-) -> None:
+async def test_korean_sentence_is_recognised(pool: WorkerPool, model: str, speech: dict[str, Path]) -> None:
     result = await pool.transcribe(10, str(speech["korean"]), model, "ko")
     assert_well_formed(result, speech["korean"])
     print(f"said {KOREAN_SENTENCE!r}, heard {result.text!r}")
@@ -374,4 +370,3 @@ async def test_closing_the_pool_ends_its_workers() -> None:
         assert not process.is_running()
     with pytest.raises(RuntimeError, match="closed"):
         await workers.transcribe(1, str(RECORDINGS[0]), "/m", "ko")
-

@@ -31,10 +31,12 @@ class AmiReplayServer:
         events: list[bytes],
         *,
         live_channels: list[dict[str, str]] | None = None,
+        recordings: dict[str, str] | None = None,
         secret: str = "replay-secret",
     ) -> None:
         self.events = events
         self.live_channels = live_channels or []
+        self.recordings = recordings or {}  # MIXMONITOR_FILENAME by channel, for Getvar
         self.secret = secret
         self.port = 0
         self.logins = 0
@@ -82,16 +84,18 @@ class AmiReplayServer:
         action_id = action.get("ActionID", "")
         if name == "login":
             if action.get("Secret") != self.secret:
-                writer.write(
-                    _message(Response="Error", ActionID=action_id, Message="Authentication failed")
-                )
+                writer.write(_message(Response="Error", ActionID=action_id, Message="Authentication failed"))
                 return
             self.logins += 1
+            writer.write(_message(Response="Success", ActionID=action_id, Message="Authentication accepted"))
+            writer.write(_message(Event="FullyBooted", Privilege="system,all", Status="Fully Booted"))
+        elif name == "getvar":
+            value = self.recordings.get(action.get("Channel", ""), "")
+            # As Asterisk does: an unset variable comes back as an empty Value.
             writer.write(
-                _message(Response="Success", ActionID=action_id, Message="Authentication accepted")
-            )
-            writer.write(
-                _message(Event="FullyBooted", Privilege="system,all", Status="Fully Booted")
+                _message(
+                    Response="Success", ActionID=action_id, Variable=action.get("Variable", ""), Value=value
+                )
             )
         elif name == "ping":
             writer.write(_message(Response="Success", ActionID=action_id, Ping="Pong"))
@@ -121,9 +125,7 @@ class AmiReplayServer:
             await writer.drain()
             self.streamed.set()
         else:
-            writer.write(
-                _message(Response="Error", ActionID=action_id, Message="Invalid/unknown command")
-            )
+            writer.write(_message(Response="Error", ActionID=action_id, Message="Invalid/unknown command"))
         await writer.drain()
 
 

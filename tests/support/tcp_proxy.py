@@ -54,9 +54,7 @@ class TcpProxy:
         self.connections += 1
         self._writers |= {writer, up_writer}
         for source, sink, name in ((reader, up_writer, "up"), (up_reader, writer, "down")):
-            pump = asyncio.create_task(
-                self._pump(source, sink), name=f"proxy-{name}-{self.connections}"
-            )
+            pump = asyncio.create_task(self._pump(source, sink), name=f"proxy-{name}-{self.connections}")
             self._pumps.add(pump)
             pump.add_done_callback(self._pumps.discard)
 

@@ -52,7 +52,9 @@ def test_customers_import_reports_bad_rows_and_keeps_the_good(tmp_path, capsys):
     async def lookup():
         store = await Store.open(f"sqlite:///{tmp_path}/cti.db", TicketNumbering())
         try:
-            return await store.customer_by_phone("+8613900139000"), await store.customer_by_phone("+862161234567")
+            return await store.customer_by_phone("+8613900139000"), await store.customer_by_phone(
+                "+862161234567"
+            )
         finally:
             await store.close()
 
@@ -67,8 +69,15 @@ def test_tickets_list_and_show(tmp_path, capsys):
     async def make_ticket():
         store = await Store.open(f"sqlite:///{tmp_path}/cti.db", TicketNumbering())
         try:
-            call = Call(key=CallKey("main", "1.1"), direction=Direction.INBOUND, caller_number="13800138000",
-                        caller_name="Wang", did="4001", queue="support", started_at=1_800_000_000.0)
+            call = Call(
+                key=CallKey("main", "1.1"),
+                direction=Direction.INBOUND,
+                caller_number="13800138000",
+                caller_name="Wang",
+                did="4001",
+                queue="support",
+                started_at=1_800_000_000.0,
+            )
             return (await TicketService(store, TicketConfig(), "CN").open_for_call(call)).ticket.number
         finally:
             await store.close()

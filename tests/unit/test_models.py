@@ -37,7 +37,10 @@ class LoopbackServer:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(
             # A short poll interval keeps shutdown() quick at the end of every test.
-            target=self._httpd.serve_forever, args=(0.05,), name="test-models-http", daemon=True
+            target=self._httpd.serve_forever,
+            args=(0.05,),
+            name="test-models-http",
+            daemon=True,
         )
 
     def serve(self, path: str, body: bytes, *, short: bool = False) -> str:
@@ -92,9 +95,7 @@ def dest(tmp_path: Path) -> Path:
     return tmp_path / "models"
 
 
-def model_zip(
-    top: str = NAME, extra: dict[str, bytes] | None = None, *, vosk: bool = True
-) -> bytes:
+def model_zip(top: str = NAME, extra: dict[str, bytes] | None = None, *, vosk: bool = True) -> bytes:
     """A zip laid out like alphacephei's: one folder named like the model."""
     files = {f"{top}/README": b"test model\n"}
     if vosk:
@@ -187,9 +188,7 @@ def test_second_fetch_does_not_download_again(server: LoopbackServer, dest: Path
     "member",
     ["../evil.txt", f"{NAME}/../../evil.txt", "..\\evil.txt", "ABSOLUTE/evil.txt"],
 )
-def test_zip_slip_entry_is_rejected(
-    server: LoopbackServer, dest: Path, tmp_path: Path, member: str
-) -> None:
+def test_zip_slip_entry_is_rejected(server: LoopbackServer, dest: Path, tmp_path: Path, member: str) -> None:
     # An absolute name inside tmp_path, so a regression could only write there.
     member = member.replace("ABSOLUTE", str(tmp_path))
     data = model_zip(extra={member: b"pwned"})
@@ -242,12 +241,8 @@ def test_http_error_is_reported(server: LoopbackServer, dest: Path) -> None:
     assert leftovers(dest) == []
 
 
-@pytest.mark.parametrize(
-    ("delta", "message"), [(1, "size mismatch"), (-1, "more than the expected")]
-)
-def test_size_must_match_the_manifest(
-    server: LoopbackServer, dest: Path, delta: int, message: str
-) -> None:
+@pytest.mark.parametrize(("delta", "message"), [(1, "size mismatch"), (-1, "more than the expected")])
+def test_size_must_match_the_manifest(server: LoopbackServer, dest: Path, delta: int, message: str) -> None:
     data = model_zip()
     entry = entry_for(server.serve("/m.zip", data), data, size_bytes=len(data) + delta)
 
@@ -294,9 +289,7 @@ def test_null_checksum_is_refused_without_sha256(server: LoopbackServer, dest: P
     assert leftovers(dest) == []
 
 
-def test_null_checksum_is_accepted_with_the_right_sha256(
-    server: LoopbackServer, dest: Path
-) -> None:
+def test_null_checksum_is_accepted_with_the_right_sha256(server: LoopbackServer, dest: Path) -> None:
     data = model_zip()
     entry = entry_for(server.serve("/m.zip", data), data, sha256=None, size_bytes=None)
 
@@ -315,9 +308,7 @@ def test_null_checksum_with_a_wrong_sha256_is_refused(server: LoopbackServer, de
     assert leftovers(dest) == []
 
 
-def test_sha256_disagreeing_with_the_manifest_is_refused(
-    server: LoopbackServer, dest: Path
-) -> None:
+def test_sha256_disagreeing_with_the_manifest_is_refused(server: LoopbackServer, dest: Path) -> None:
     data = model_zip()
     entry = entry_for(server.serve("/m.zip", data), data)
 
@@ -454,8 +445,11 @@ def test_fetch_command_uses_env_destination(
 
 @pytest.mark.parametrize(
     ("action", "name", "message"),
-    [("fetch", "no-such-model", "no model 'no-such-model'"), ("fetch", None, "needs a model NAME"),
-     ("remove", None, "unknown action")],
+    [
+        ("fetch", "no-such-model", "no model 'no-such-model'"),
+        ("fetch", None, "needs a model NAME"),
+        ("remove", None, "unknown action"),
+    ],
 )
 def test_command_errors_go_to_stderr_with_exit_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], action: str, name: str | None, message: str
@@ -467,8 +461,6 @@ def test_command_errors_go_to_stderr_with_exit_1(
     assert message in err
 
 
-def test_missing_manifest_file_is_an_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_missing_manifest_file_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_models_command("list", None, None, None, tmp_path / "nope.json") == 1
     assert "cannot read manifest" in capsys.readouterr().err

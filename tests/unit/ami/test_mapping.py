@@ -136,9 +136,7 @@ def test_malformed_events_raise_a_clear_error(message):
 
 
 def test_core_show_channels_response_becomes_a_snapshot():
-    responses = [
-        json.loads(line) for line in (FIXTURES / "queue_panoramisk_responses.jsonl").open()
-    ]
+    responses = [json.loads(line) for line in (FIXTURES / "queue_panoramisk_responses.jsonl").open()]
     in_call = next(r for r in responses if r["action"] == "CoreShowChannels(in-call)")
     snapshot = map_live_channels("p", in_call["messages"], requested_at=1.0, received_at=2.0)
     assert len(snapshot.channels) == 4

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 from pathlib import Path
 
@@ -41,9 +42,7 @@ def replay(t, messages):
 
 
 def kinds(updates):
-    return [
-        type(u).__name__ + (f":{u.agent_id}" if hasattr(u, "agent_id") else "") for u in updates
-    ]
+    return [type(u).__name__ + (f":{u.agent_id}" if hasattr(u, "agent_id") else "") for u in updates]
 
 
 def test_queue_call_from_real_capture():
@@ -205,9 +204,7 @@ def test_ring_and_answer_pop_once_per_agent_even_when_queue_and_dial_both_report
         dest_channel="Local/agent1@agents-00000002;1",
     )
     out = t.handle(
-        ev.QueueAgentRinging(
-            at=2.0, queue="q", interface="Local/agent1@agents", member_name="One", **ring
-        )
+        ev.QueueAgentRinging(at=2.0, queue="q", interface="Local/agent1@agents", member_name="One", **ring)
     )
     out += t.handle(ev.DialStarted(at=2.0, **ring))
     out += t.handle(ev.DialEnded(at=3.0, status="ANSWER", **ring))
@@ -273,24 +270,44 @@ def test_resync_adopts_a_call_that_began_while_we_were_away():
     assert (call.did, call.queue, call.caller_number) == ("4002", "support", "+8613800138000")
     assert call.started_at == 88.0
     # The same snapshot again (another reconnect) changes nothing.
-    assert (
-        t.handle(ev.LiveChannelsListed(pbx="p", at=101.0, requested_at=100.5, channels=live)) == []
-    )
+    assert t.handle(ev.LiveChannelsListed(pbx="p", at=101.0, requested_at=100.5, channels=live)) == []
     out = t.handle(hangup("5.2", "5.1", "Local/agent1@agents-0000000a;1", 120.0))
     out += t.handle(hangup("5.1", "5.1", "PJSIP/trunk-00000009", 120.1))
     assert kinds(out) == ["CallEnded"] and out[0].call.outcome is Outcome.ANSWERED
+
+
+def test_resync_learns_recordings_set_while_we_were_away():
+    t = tracker(inbound=("from-pstn",))
+    t.handle(chan("1.1", "1.1", "PJSIP/trunk-00000001", at=1.0))
+    t.handle(ev.QueueJoined(pbx="p", at=1.5, uniqueid="1.1", linkedid="1.1", queue="q", position=1))
+    live = ev.LiveChannel(
+        uniqueid="1.1",
+        linkedid="1.1",
+        channel="PJSIP/trunk-00000001",
+        context="from-pstn",
+        exten="4003",
+        application="Queue",
+        application_data="q",
+        caller_number=None,
+        caller_name=None,
+        up=True,
+        bridged=False,
+        duration_seconds=9,
+        recording="/spool/1.1.wav",
+    )
+    out = t.handle(ev.LiveChannelsListed(pbx="p", at=10.0, requested_at=9.5, channels=(live,)))
+    assert kinds(out) == ["RecordingAnnounced"] and out[0].path == "/spool/1.1.wav"
+    new = dataclasses.replace(live, uniqueid="2.1", linkedid="2.1", recording="/spool/2.1.wav")
+    out = t.handle(ev.LiveChannelsListed(pbx="p", at=11.0, requested_at=10.5, channels=(live, new)))
+    assert kinds(out) == ["CallQualified"] and out[0].call.recordings == ("/spool/2.1.wav",)
 
 
 def test_recording_announced_after_qualification():
     t = tracker(inbound=("from-pstn",))
     t.handle(chan("1.1", "1.1", "PJSIP/trunk-00000001"))
     t.handle(ev.QueueJoined(pbx="p", at=2.0, uniqueid="1.1", linkedid="1.1", queue="q", position=1))
-    out = t.handle(
-        ev.RecordingStarted(pbx="p", at=2.5, uniqueid="1.1", linkedid="1.1", path="/r/1.1.wav")
-    )
-    out += t.handle(
-        ev.RecordingStarted(pbx="p", at=2.6, uniqueid="1.1", linkedid="1.1", path="/r/1.1.wav")
-    )
+    out = t.handle(ev.RecordingStarted(pbx="p", at=2.5, uniqueid="1.1", linkedid="1.1", path="/r/1.1.wav"))
+    out += t.handle(ev.RecordingStarted(pbx="p", at=2.6, uniqueid="1.1", linkedid="1.1", path="/r/1.1.wav"))
     assert kinds(out) == ["RecordingAnnounced"]
     assert isinstance(out[0], RecordingAnnounced) and out[0].path == "/r/1.1.wav"
 

@@ -46,14 +46,9 @@ async def queued_job(store, linkedid="1.1"):
         queue=None,
     )
     await store.create_ticket_for_call(new, call, None, T0)
-    recording = await store.add_recording(
-        call, f"/pbx/{linkedid}.wav", f"/local/{linkedid}.wav", T0
-    )
+    recording = await store.add_recording(call, f"/pbx/{linkedid}.wav", f"/local/{linkedid}.wav", T0)
     assert recording is not None
-    assert (
-        await store.add_recording(call, f"/pbx/{linkedid}.wav", f"/local/{linkedid}.wav", T0)
-        == recording
-    )
+    assert await store.add_recording(call, f"/pbx/{linkedid}.wav", f"/local/{linkedid}.wav", T0) == recording
     job = await store.link_recording(
         recording,
         status="linked",
@@ -84,9 +79,7 @@ async def test_only_the_lease_holder_completes_and_only_once(store):
     assert await store.complete_job(second, "b", RESULT, T0 + 71)
     assert not await store.complete_job(second, "b", RESULT, T0 + 72)
     detail = await store.ticket_detail("T-000001")
-    assert (
-        len(detail["transcripts"]) == 1 and detail["transcripts"][0]["words"][0]["word"] == "hello"
-    )
+    assert len(detail["transcripts"]) == 1 and detail["transcripts"][0]["words"][0]["word"] == "hello"
     assert detail["recordings"][0]["transcription"] == "done"
     assert await store.job_states() == {"done": 1}
 

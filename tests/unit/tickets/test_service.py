@@ -96,9 +96,7 @@ async def test_repeat_caller_outside_window_gets_a_new_ticket(store):
 async def test_resolved_ticket_is_not_reused(store):
     service = TicketService(store, config(), "CN")
     first = await service.open_for_call(call("1.1"))
-    await store._db.execute(
-        "UPDATE tickets SET status = 'resolved' WHERE id = ?", (first.ticket.id,)
-    )
+    await store._db.execute("UPDATE tickets SET status = 'resolved' WHERE id = ?", (first.ticket.id,))
     again = await service.open_for_call(call("2.1", at=1_800_000_000.0 + 60))
     assert again.created and again.ticket.id != first.ticket.id
 

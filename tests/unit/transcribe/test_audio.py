@@ -166,9 +166,7 @@ def test_truncated_audio(tmp_path: Path) -> None:
     data = path.read_bytes()
     path.write_bytes(data[:1044])
     error = reason(path)
-    assert (
-        error.reason == "truncated WAV: header declares 16000 bytes of audio, the file holds 1000"
-    )
+    assert error.reason == "truncated WAV: header declares 16000 bytes of audio, the file holds 1000"
     assert error.permanent
     assert not is_wav_complete(path)
 

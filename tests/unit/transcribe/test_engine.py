@@ -80,9 +80,7 @@ def write_wav(path: Path, seconds: float, channels: int = 1) -> Path:
     return path
 
 
-def test_each_recording_gets_its_own_recognizer_and_times(
-    fake_vosk: str, tmp_path: Path
-) -> None:
+def test_each_recording_gets_its_own_recognizer_and_times(fake_vosk: str, tmp_path: Path) -> None:
     vosk_engine = VoskEngine(chunk_frames=4000)
     first = vosk_engine.transcribe(str(write_wav(tmp_path / "a.wav", 2.0)), fake_vosk, "ko")
     second = vosk_engine.transcribe(str(write_wav(tmp_path / "b.wav", 1.5)), fake_vosk, "ko")
@@ -127,9 +125,7 @@ def test_stereo_samples_reach_the_right_recognizer(fake_vosk: str, tmp_path: Pat
 def test_chinese_words_are_joined_without_spaces(fake_vosk: str, tmp_path: Path) -> None:
     FakeRecognizer.vocabulary = ("你好", "世界")
     try:
-        result = VoskEngine().transcribe(
-            str(write_wav(tmp_path / "z.wav", 1.0)), fake_vosk, "zh-cn"
-        )
+        result = VoskEngine().transcribe(str(write_wav(tmp_path / "z.wav", 1.0)), fake_vosk, "zh-cn")
     finally:
         FakeRecognizer.vocabulary = ("알", "파")
     assert result["text"] == "世界你好"

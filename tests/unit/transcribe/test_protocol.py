@@ -66,9 +66,7 @@ def test_replies_round_trip() -> None:
     assert ready == protocol.Ready(pid=42, model_load_seconds={"/m": 1.5})
     done = protocol.decode_reply(protocol.encode(protocol.done_message(7, PAYLOAD, 0.25)))
     assert done == protocol.Done(id=7, result=PAYLOAD, elapsed=0.25)
-    failed = protocol.decode_reply(
-        protocol.encode(protocol.failed_message(None, "bad job", permanent=True))
-    )
+    failed = protocol.decode_reply(protocol.encode(protocol.failed_message(None, "bad job", permanent=True)))
     assert failed == protocol.Failed(id=None, reason="bad job", permanent=True)
     fatal = protocol.decode_reply(protocol.encode(protocol.fatal_message("no model")))
     assert fatal == protocol.Fatal(reason="no model")
