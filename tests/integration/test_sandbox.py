@@ -104,7 +104,7 @@ async def test_daemon_account_logs_in_and_gets_fully_booted(daemon_ami: AmiDrive
     assert booted.get("Status") == "Fully Booted"
 
 
-async def test_daemon_account_may_ping_list_channels_and_query_status(
+async def test_daemon_account_may_ping_list_channels_query_status_and_getvar(
     daemon_ami: AmiDriver,
 ) -> None:
     pong = await daemon_ami.send({"Action": "Ping"})
@@ -116,6 +116,11 @@ async def test_daemon_account_may_ping_list_channels_and_query_status(
 
     status = await daemon_ami.send({"Action": "Status"})
     assert status[0].get("Response") == "Success"
+
+    # Getvar reads MIXMONITOR_FILENAME of live channels at resync; refused, it would say
+    # "Permission denied".
+    var = await daemon_ami.send({"Action": "Getvar", "Variable": "MIXMONITOR_FILENAME"})
+    assert var.get("Response") == "Success", dict(var)
 
 
 @pytest.mark.parametrize(
