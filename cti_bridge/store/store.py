@@ -99,15 +99,14 @@ class Store:
 
     async def customer_by_phone(self, phone: str) -> Customer | None:
         row = await self._db.fetchone(
-            "SELECT c.* FROM customer_phones p JOIN customers c ON c.id = p.customer_id WHERE p.phone = ?",
+            "SELECT c.*, (SELECT group_concat(phone, char(10)) FROM"
+            " (SELECT phone FROM customer_phones WHERE customer_id = c.id ORDER BY phone)) AS phones"
+            " FROM customer_phones p JOIN customers c ON c.id = p.customer_id WHERE p.phone = ?",
             (phone,),
         )
         if row is None:
             return None
-        phones = await self._db.fetchall(
-            "SELECT phone FROM customer_phones WHERE customer_id = ? ORDER BY phone", (row["id"],)
-        )
-        return _customer(row, tuple(p["phone"] for p in phones))
+        return _customer(row, tuple(row["phones"].split("\n")))
 
     async def import_customers(self, customers: Iterable[CustomerRow], at: float) -> tuple[int, int]:
         """Insert or update customers (matched by external id, else by phone).
@@ -161,9 +160,8 @@ class Store:
         )
         return _ticket(row) if row else None
 
-    async def caller_history(self, customer_id: int | None, phone: str | None, limit: int) -> CallerHistory:
-        customer = await self.customer_by_phone(phone) if phone else None
-        where, params = _caller_filter(customer_id, phone)
+    async def caller_history(self, customer: Customer | None, phone: str | None, limit: int) -> CallerHistory:
+        where, params = _caller_filter(customer.id if customer else None, phone)
         if where is None:
             return CallerHistory(customer=customer, open_tickets=(), recent_tickets=())
         open_rows = await self._db.fetchall(

@@ -13,9 +13,9 @@ class TicketRepository(Protocol):
 
     async def customer_by_phone(self, phone: str) -> Customer | None: ...
 
-    async def caller_history(
-        self, customer_id: int | None, phone: str | None, limit: int
-    ) -> CallerHistory: ...
+    async def caller_history(self, customer: Customer | None, phone: str | None, limit: int) -> CallerHistory:
+        """The customer's (else the number's) open tickets and last `limit` tickets."""
+        ...
 
     async def reusable_ticket(
         self, customer_id: int | None, phone: str | None, updated_since: float

@@ -50,7 +50,7 @@ class TicketService:
                 new = prefill(call, caller, customer, self._config)
                 ticket, created = await repo.create_ticket_for_call(new, call, caller, call.started_at)
                 attached = created
-        history = await repo.caller_history(customer_id, caller, self._config.history_size)
+        history = await repo.caller_history(customer, caller, self._config.history_size)
         return TicketForCall(ticket, history, caller, created, attached)
 
     async def agent_answered(self, call: Call, agent_id: str, at: float) -> bool:
