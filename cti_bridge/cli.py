@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import time
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -316,11 +317,20 @@ def _secs(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}s"
 
 
+def _width(text: str) -> int:
+    """Terminal columns: Chinese characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - _width(text))
+
+
 def _format_table(columns: Sequence[str], rows: list[list[str]]) -> str:
-    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
-    out = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
-    out += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in rows]
-    return "\n".join(out)
+    widths = [max([_width(c), *(_width(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+    out = ["  ".join(_pad(c.upper(), w) for c, w in zip(columns, widths, strict=True))]
+    out += ["  ".join(_pad(v, w) for v, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(line.rstrip() for line in out)
 
 
 # -- models ---------------------------------------------------------------------------

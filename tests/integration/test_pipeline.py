@@ -250,6 +250,13 @@ async def test_dial_to_an_agent_pops_only_that_agent(bridge, ami_driver):
     assert ringing["ticket"]["number"] == ticket["number"] and ringing["ticket_created"] is True
     assert ringing["call"]["did"] == "4001" and ringing["customer"] is None
     assert pops[1][1]["ticket"]["assignee"] == "agent1"
+    _report(
+        "single_dial_call",
+        {
+            f"{body['event']}_pop_latency_ms": round((at - _epoch(body["event_at"])) * 1000, 2)
+            for _, body, at in pops
+        },
+    )
     [call] = ticket["calls"]
     assert call["outcome"] == "answered" and call["agent_id"] == "agent1"
     assert call["talk_seconds"] > 0.5 and call["ring_seconds"] >= 0
