@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -738,39 +739,18 @@ def _customer(row: aiosqlite.Row, phones: tuple[str, ...]) -> Customer:
 
 
 def _summary(row: aiosqlite.Row) -> TicketSummary:
-    return TicketSummary(
-        id=row["id"],
-        number=row["number"],
-        status=TicketStatus(row["status"]),
-        priority=row["priority"],
-        category=row["category"],
-        subject=row["subject"],
-        assignee=row["assignee"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+    return TicketSummary(**_columns(row, TicketSummary))
 
 
 def _ticket(row: aiosqlite.Row) -> Ticket:
-    return Ticket(
-        id=row["id"],
-        number=row["number"],
-        status=TicketStatus(row["status"]),
-        priority=row["priority"],
-        category=row["category"],
-        subject=row["subject"],
-        assignee=row["assignee"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        rule=row["rule"],
-        description=row["description"],
-        channel=row["channel"],
-        customer_id=row["customer_id"],
-        caller_number=row["caller_number"],
-        caller_name=row["caller_name"],
-        did=row["did"],
-        queue=row["queue"],
-    )
+    return Ticket(**_columns(row, Ticket))
+
+
+def _columns(row: aiosqlite.Row, kind: type[TicketSummary]) -> dict[str, Any]:
+    """The row's columns that `kind` has fields for (the column names are the field names)."""
+    values = {f.name: row[f.name] for f in dataclasses.fields(kind)}
+    values["status"] = TicketStatus(values["status"])
+    return values
 
 
 def _recording(row: aiosqlite.Row) -> Recording:

@@ -22,6 +22,9 @@ from cti_bridge.transcribe.engine import ModelError, VoskEngine
 _log = structlog.get_logger(__name__)
 
 
+_NICENESS = 10
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve jobs until stdin closes.
 
@@ -43,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The pool owns our lifetime through stdin; a Ctrl-C in the daemon's terminal reaches the
     # whole process group and must not kill a worker mid-job before the pool shuts it down.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Transcription is batch work: on a busy host the daemon's event path (screen-pops)
+    # must win the CPU, so workers run at a lower priority.
+    os.nice(_NICENESS)
 
     engine = VoskEngine()
     load_seconds: dict[str, float] = {}

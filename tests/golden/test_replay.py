@@ -17,12 +17,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
 import pytest
 
 from cti_bridge.app import Daemon
 from cti_bridge.config import Config
 from tests.support.ami_replay import AmiReplayServer, events_of_capture
+from tests.support.helpers import MqttInbox, until
 
 HERE = Path(__file__).parent
 FIXTURES = HERE.parent / "fixtures"
@@ -104,25 +104,15 @@ async def test_capture_replayed_through_the_daemon(scenario, tmp_path, mosquitto
                 },
             }
         )
-        received: list[tuple[str, Any]] = []
-        async with aiomqtt.Client("127.0.0.1", mosquitto.port) as subscriber:
-            await subscriber.subscribe(f"{prefix}/#", qos=1)
-
-            async def collect() -> None:
-                async for message in subscriber.messages:
-                    payload = message.payload.decode()
-                    body = json.loads(payload) if payload.startswith("{") else payload
-                    received.append((str(message.topic).removeprefix(prefix + "/"), body))
-
-            collector = asyncio.create_task(collect(), name="golden-collector")
+        async with MqttInbox(mosquitto.port, prefix) as inbox:
             async with Daemon(config) as daemon:
                 assert daemon.store is not None and daemon.transcription is not None
                 await asyncio.wait_for(pbx.streamed.wait(), 10)
-                await _until(lambda: daemon.transcription.completed == 1, 60)
+                await until(lambda: daemon.transcription.completed == 1, 60, "the transcript")
                 detail = await daemon.store.ticket_detail("T-000001")
                 tickets = await daemon.store.list_tickets()
-            await _until(lambda: received and received[-1] == ("status", "offline"), 10)
-            collector.cancel()
+            await until(lambda: inbox.topic("status")[-1:] == ["offline"], 10, "the bridge to go offline")
+            received = [(topic, body) for topic, body, _ in inbox.messages]
     assert len(tickets) == 1
     got = normalise({"ticket": ticket_view(detail), "mqtt": received}, monitor=str(monitor))
     expected_file = EXPECTED / f"{scenario}.json"
@@ -131,11 +121,3 @@ async def test_capture_replayed_through_the_daemon(scenario, tmp_path, mosquitto
         expected_file.write_text(json.dumps(got, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     expected = json.loads(expected_file.read_text(encoding="utf-8"))
     assert got == expected
-
-
-async def _until(predicate: Any, timeout: float) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("timed out waiting for the daemon")
-        await asyncio.sleep(0.05)

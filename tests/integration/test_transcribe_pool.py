@@ -370,3 +370,10 @@ async def test_closing_the_pool_ends_its_workers() -> None:
         assert not process.is_running()
     with pytest.raises(RuntimeError, match="closed"):
         await workers.transcribe(1, str(RECORDINGS[0]), "/m", "ko")
+
+
+async def test_workers_run_below_the_daemons_cpu_priority(pool: WorkerPool) -> None:
+    import psutil
+
+    ours = psutil.Process().nice()
+    assert all(psutil.Process(pid).nice() == min(ours + 10, 19) for pid in pool.worker_pids())

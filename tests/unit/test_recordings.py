@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from cti_bridge.calls.model import Call, CallKey, Direction
 from cti_bridge.config.model import PbxConfig, TranscriptionConfig
 from cti_bridge.recordings import RecordingService, language_for, local_path
 from cti_bridge.screenpop.outputs import OutboundMessage
 from cti_bridge.store import Store
-from cti_bridge.tickets.model import NewTicket, TicketNumbering, TicketStatus
+from cti_bridge.tickets.model import TicketNumbering
+from tests.support.helpers import inbound_call, new_ticket
 
 FIXTURE_WAV = Path(__file__).parents[1] / "fixtures" / "recordings" / "dial_1795358828.3.wav"
 
@@ -85,31 +85,8 @@ async def setup(tmp_path):
 
 
 async def ended_call(store, linkedid, *paths):
-    call = Call(
-        key=CallKey("main", linkedid),
-        direction=Direction.INBOUND,
-        caller_number=None,
-        caller_name=None,
-        did="4000",
-        queue=None,
-        started_at=1.0,
-        ended_at=5.0,
-        recordings=tuple(paths),
-    )
-    new = NewTicket(
-        status=TicketStatus.NEW,
-        priority="P3",
-        category=None,
-        rule=None,
-        subject="s",
-        description="",
-        customer_id=None,
-        caller_number=None,
-        caller_name=None,
-        did="4000",
-        queue=None,
-    )
-    await store.create_ticket_for_call(new, call, None, 1.0)
+    call = inbound_call(linkedid, started_at=1.0, ended_at=5.0, recordings=tuple(paths))
+    await store.create_ticket_for_call(new_ticket(), call, None, 1.0)
     await store.record_call_end(call, 5.0)
     return call
 

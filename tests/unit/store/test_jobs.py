@@ -2,9 +2,9 @@
 
 import pytest
 
-from cti_bridge.calls.model import Call, CallKey, Direction
 from cti_bridge.store import Store
-from cti_bridge.tickets.model import NewTicket, TicketNumbering, TicketStatus
+from cti_bridge.tickets.model import TicketNumbering
+from tests.support.helpers import inbound_call, new_ticket
 
 T0 = 1_800_000_000.0
 RESULT = {
@@ -23,29 +23,8 @@ async def store(tmp_path):
 
 
 async def queued_job(store, linkedid="1.1"):
-    call = Call(
-        key=CallKey("main", linkedid),
-        direction=Direction.INBOUND,
-        caller_number=None,
-        caller_name=None,
-        did="4000",
-        queue=None,
-        started_at=T0,
-    )
-    new = NewTicket(
-        status=TicketStatus.NEW,
-        priority="P3",
-        category=None,
-        rule=None,
-        subject="s",
-        description="",
-        customer_id=None,
-        caller_number=None,
-        caller_name=None,
-        did="4000",
-        queue=None,
-    )
-    await store.create_ticket_for_call(new, call, None, T0)
+    call = inbound_call(linkedid, started_at=T0)
+    await store.create_ticket_for_call(new_ticket(), call, None, T0)
     recording = await store.add_recording(call, f"/pbx/{linkedid}.wav", f"/local/{linkedid}.wav", T0)
     assert recording is not None
     assert await store.add_recording(call, f"/pbx/{linkedid}.wav", f"/local/{linkedid}.wav", T0) == recording
@@ -108,13 +87,5 @@ async def test_release_on_stop_requeues_without_counting_an_attempt(store):
 
 
 async def test_recording_of_an_unknown_call_is_not_stored(store):
-    call = Call(
-        key=CallKey("main", "9.9"),
-        direction=Direction.INBOUND,
-        caller_number=None,
-        caller_name=None,
-        did=None,
-        queue=None,
-        started_at=T0,
-    )
+    call = inbound_call("9.9", started_at=T0)
     assert await store.add_recording(call, "/p.wav", "/l.wav", T0) is None
