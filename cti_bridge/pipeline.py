@@ -68,6 +68,7 @@ class CallPipeline:
         }
         self.events_seen = 0
         self.malformed = 0
+        self.failed = 0
 
     def submit(self, item: AmiFrame | ev.CallEvent) -> None:
         """The AMI sink: enqueue only (called from inside the protocol's data_received)."""
@@ -78,6 +79,11 @@ class CallPipeline:
             item = await self._queue.get()
             try:
                 await self.process(item)
+            except Exception:
+                # A bug or a store error on one event must not stop the PBXs' event stream;
+                # the next resync reconciles whatever this event would have changed.
+                self.failed += 1
+                log.exception("pipeline.event_failed", item=type(item).__name__)
             finally:
                 self._queue.task_done()
 
