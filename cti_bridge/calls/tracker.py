@@ -7,7 +7,7 @@ Feed it domain events in arrival order; it answers with what happened to calls
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cti_bridge.calls import events as ev
@@ -410,13 +410,3 @@ def _uniqueid_order(uniqueid: str) -> tuple[int, int]:
         return int(epoch), int(sequence or 0)
     except ValueError:
         return 0, 0
-
-
-def routing_from(
-    pbxs: Iterable[tuple[str, Iterable[str], Iterable[str], Iterable[str]]],
-) -> dict[str, PbxRouting]:
-    """Build routing per PBX from (name, inbound contexts, outbound contexts, inbound DIDs)."""
-    return {
-        name: PbxRouting(frozenset(inbound), frozenset(outbound), frozenset(dids))
-        for name, inbound, outbound, dids in pbxs
-    }
