@@ -8,8 +8,10 @@ private mosquitto; the store and the Vosk workers are real.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +155,42 @@ async def test_two_pbxs_with_the_same_linkedid_are_two_calls(tmp_path, mosquitto
         ("east", "1795358828.2"),
         ("west", "1795358828.2"),
     ]
+
+
+async def test_killed_daemon_is_marked_offline_by_its_last_will(tmp_path, mosquitto):
+    """`cti-bridge run` as its own process; SIGKILL leaves the broker to publish the will."""
+    async with AmiReplayServer(events_of_capture(DIAL)) as pbx, MqttInbox(mosquitto.port, "will") as inbox:
+        config_file = tmp_path / "cti.yaml"
+        config_file.write_text(
+            "pbxs:\n"
+            f"  - {{name: pbx1, port: {pbx.port}, username: cti, secret: {{env: WILL_AMI_SECRET}},"
+            " inbound_contexts: [test-context]}\n"
+            f"mqtt: {{port: {mosquitto.port}, topic_prefix: will}}\n"
+            f'store: {{url: "sqlite:///{tmp_path}/will.db"}}\n'
+            "logging: {format: json}\n"
+        )
+        daemon = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "cti_bridge",
+            "run",
+            "-c",
+            str(config_file),
+            env={**os.environ, "WILL_AMI_SECRET": "replay-secret"},
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            await until(lambda: inbox.topic("status")[-1:] == ["online"], 20, "the daemon to come online")
+            await until(lambda: "call_ended" in inbox.events("tickets/"), 10, "the replayed call")
+            daemon.kill()
+            await daemon.wait()
+            await until(lambda: inbox.topic("status")[-1:] == ["offline"], 10, "the last will")
+        finally:
+            if daemon.returncode is None:
+                daemon.kill()
+                await daemon.wait()
+        log = (await daemon.stderr.read()).decode()
+    events = [json.loads(line)["event"] for line in log.splitlines() if line.startswith("{")]
+    assert "daemon.started" in events and "ticket.created" in events
+    assert "daemon.stopped" not in events  # it was killed, not stopped
