@@ -181,9 +181,11 @@ async def test_daemon_account_receives_the_call_events_it_needs(
         "QueueCallerJoin",
         "AgentCalled",
         "AgentConnect",
-        "AgentComplete",
         "Hangup",
     }
+    # AgentComplete sometimes comes without the caller's Uniqueid/Linkedid (an Asterisk quirk,
+    # shared/ASTERISK-NOTES.md), so it is looked for among all events, not this call's.
+    await daemon_ami.log.wait_for(lambda e: e.get("Event") == "AgentComplete", 10, start)
     assert "UserEvent" in _names(events)
     # Classes it does not hold stay out: TestEvent is 'reporting', SuccessfulAuth 'security'.
     assert not _names(events) & {"TestEvent", "SuccessfulAuth", "Cdr"}
