@@ -19,7 +19,8 @@ from cti_bridge.transcribe.audio import AudioError, inspect_wav, is_wav_complete
 
 log = structlog.get_logger(__name__)
 
-_POLL_SECONDS = 0.2
+_FIRST_POLL_SECONDS = 0.1
+_MAX_POLL_SECONDS = 2.0
 
 
 def local_path(pbx: PbxConfig, pbx_path: str) -> Path:
@@ -72,10 +73,12 @@ class RecordingService:
                 self._spawn(self._wait_and_link(recording), f"recording-{recording.id}")
             await asyncio.Future()  # until cancelled; the TaskGroup then cancels the waits
 
-    async def announced(self, call: Call, pbx_path: str) -> None:
+    async def announced(self, call: Call, pbx_path: str) -> int | None:
+        """Note a recording of the call (idempotent); its id, or None if the call has no ticket."""
         local = local_path(self._pbxs[call.key.pbx], pbx_path)
         recording_id = await self._store.add_recording(call, pbx_path, str(local), self._clock())
         log.info("recording.announced", recording_id=recording_id, path=str(local))
+        return recording_id
 
     def call_ended(self, call: Call) -> None:
         if call.recordings:
@@ -89,9 +92,11 @@ class RecordingService:
     async def _link_call(self, call: Call) -> None:
         with structlog.contextvars.bound_contextvars(call=str(call.key)):
             for pbx_path in call.recordings:
-                await self.announced(call, pbx_path)  # idempotent: covers restarts
-            for recording in await self._store.recordings_to_link():
-                if recording.pbx == call.key.pbx and recording.pbx_path in call.recordings:
+                recording_id = await self.announced(call, pbx_path)  # idempotent: covers restarts
+                if recording_id is None:
+                    continue
+                recording = await self._store.recording(recording_id)
+                if recording.status == "recording":  # not linked yet
                     await self._wait_and_link(recording)
 
     async def _wait_and_link(self, recording: Recording) -> None:
@@ -107,8 +112,12 @@ class RecordingService:
         path = Path(recording.local_path)
         deadline = time.monotonic() + self._transcription.recording_wait.total_seconds()
         complete = await asyncio.to_thread(is_wav_complete, path)
+        pause = _FIRST_POLL_SECONDS
         while not complete and time.monotonic() < deadline:
-            await asyncio.sleep(_POLL_SECONDS)
+            await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            # MixMonitor closes the file within moments of the hangup; a file still missing
+            # after that is rarely coming, so look less and less often.
+            pause = min(pause * 2, _MAX_POLL_SECONDS)
             complete = await asyncio.to_thread(is_wav_complete, path)
         exists = await asyncio.to_thread(path.exists)
         size = duration = error = None
