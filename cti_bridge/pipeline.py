@@ -27,7 +27,7 @@ from cti_bridge.calls.model import (
 from cti_bridge.calls.tracker import CallTracker
 from cti_bridge.recordings import RecordingService
 from cti_bridge.screenpop.outputs import OutboundMessage, Publisher
-from cti_bridge.screenpop.payload import screen_pop, ticket_notice
+from cti_bridge.screenpop.payload import screen_pop, ticket_message
 from cti_bridge.store import Store
 from cti_bridge.tickets.service import TicketForCall, TicketService
 
@@ -250,10 +250,7 @@ class CallPipeline:
         log.info("screenpop.sent", agent=agent_id, pop=event)
 
     def _notify(self, event: str, ticket: Any, at: float, **data: Any) -> None:
-        notice = ticket_notice(event, ticket, at, **data)
-        self._publisher.publish(
-            OutboundMessage(f"tickets/{ticket.number}", notice.model_dump_json().encode())
-        )
+        self._publisher.publish(ticket_message(event, ticket, at, **data))
 
 
 def _round(value: float | None) -> float | None:

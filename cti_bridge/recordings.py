@@ -11,8 +11,8 @@ import structlog
 
 from cti_bridge.calls.model import Call
 from cti_bridge.config.model import PbxConfig, TranscriptionConfig
-from cti_bridge.screenpop.outputs import OutboundMessage, Publisher
-from cti_bridge.screenpop.payload import ticket_notice
+from cti_bridge.screenpop.outputs import Publisher
+from cti_bridge.screenpop.payload import ticket_message
 from cti_bridge.store import Recording, Store
 from cti_bridge.tickets.prefill import rule_matches
 from cti_bridge.transcribe.audio import AudioError, inspect_wav, is_wav_complete
@@ -157,16 +157,15 @@ class RecordingService:
             job_id=job_id,
         )
         ticket = await self._store.get_ticket(recording.ticket_id)
-        notice = ticket_notice(
-            "recording_" + status,
-            ticket,
-            now,
-            path=recording.local_path,
-            error=error,
-            duration_seconds=duration,
-        )
         self._publisher.publish(
-            OutboundMessage(f"tickets/{ticket.number}", notice.model_dump_json().encode())
+            ticket_message(
+                "recording_" + status,
+                ticket,
+                now,
+                path=recording.local_path,
+                error=error,
+                duration_seconds=duration,
+            )
         )
         if job_id is not None:
             self._jobs_queued()

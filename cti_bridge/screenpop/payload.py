@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cti_bridge.calls.model import Call
+from cti_bridge.screenpop.outputs import OutboundMessage
 from cti_bridge.tickets.model import CallerHistory, Customer, Ticket, TicketSummary
 
 SCHEMA_VERSION = 1
@@ -178,3 +179,9 @@ def screen_pop(
 
 def ticket_notice(event: str, ticket: TicketSummary, at: float, **data: Any) -> TicketNotice:
     return TicketNotice(event=event, ticket=TicketRef.of(ticket), at=iso(at) or "", data=data)
+
+
+def ticket_message(event: str, ticket: TicketSummary, at: float, **data: Any) -> OutboundMessage:
+    """A TicketNotice on its topic, `tickets/{number}`, ready to publish."""
+    notice = ticket_notice(event, ticket, at, **data)
+    return OutboundMessage(f"tickets/{ticket.number}", notice.model_dump_json().encode())

@@ -499,15 +499,7 @@ class Store:
                 (row["id"],),
             )
             assert job is not None
-            return TranscriptionJob(
-                id=job["id"],
-                recording_id=job["recording_id"],
-                ticket_id=job["ticket_id"],
-                ticket_number=job["ticket_number"],
-                local_path=job["local_path"],
-                language=job["language"],
-                attempts=job["attempts"],
-            )
+            return TranscriptionJob(**_columns(job, TranscriptionJob))
 
     async def complete_job(
         self, job: TranscriptionJob, owner: str, result: dict[str, Any], at: float
@@ -739,30 +731,17 @@ def _customer(row: aiosqlite.Row, phones: tuple[str, ...]) -> Customer:
 
 
 def _summary(row: aiosqlite.Row) -> TicketSummary:
-    return TicketSummary(**_columns(row, TicketSummary))
+    return TicketSummary(**{**_columns(row, TicketSummary), "status": TicketStatus(row["status"])})
 
 
 def _ticket(row: aiosqlite.Row) -> Ticket:
-    return Ticket(**_columns(row, Ticket))
-
-
-def _columns(row: aiosqlite.Row, kind: type[TicketSummary]) -> dict[str, Any]:
-    """The row's columns that `kind` has fields for (the column names are the field names)."""
-    values = {f.name: row[f.name] for f in dataclasses.fields(kind)}
-    values["status"] = TicketStatus(values["status"])
-    return values
+    return Ticket(**{**_columns(row, Ticket), "status": TicketStatus(row["status"])})
 
 
 def _recording(row: aiosqlite.Row) -> Recording:
-    return Recording(
-        id=row["id"],
-        call_id=row["call_id"],
-        ticket_id=row["ticket_id"],
-        ticket_number=row["ticket_number"],
-        pbx_path=row["pbx_path"],
-        local_path=row["local_path"],
-        status=row["status"],
-        queue=row["queue"],
-        did=row["did"],
-        pbx=row["pbx"],
-    )
+    return Recording(**_columns(row, Recording))
+
+
+def _columns(row: aiosqlite.Row, kind: type[Any]) -> dict[str, Any]:
+    """The row's columns that the dataclass `kind` has fields for (queries name them alike)."""
+    return {field.name: row[field.name] for field in dataclasses.fields(kind)}

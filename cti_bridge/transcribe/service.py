@@ -17,8 +17,8 @@ from pathlib import Path
 import structlog
 
 from cti_bridge.config.model import ModelConfig, TranscriptionConfig
-from cti_bridge.screenpop.outputs import OutboundMessage, Publisher
-from cti_bridge.screenpop.payload import ticket_notice
+from cti_bridge.screenpop.outputs import Publisher
+from cti_bridge.screenpop.payload import ticket_message
 from cti_bridge.store import Store, TranscriptionJob
 from cti_bridge.transcribe.errors import TranscriptionFailed, WorkerCrashed
 from cti_bridge.transcribe.pool import WorkerPool
@@ -123,17 +123,16 @@ class TranscriptionService:
             words=len(result.words),
         )
         ticket = await self._store.get_ticket(job.ticket_id)
-        notice = ticket_notice(
-            "transcribed",
-            ticket,
-            now,
-            recording_id=job.recording_id,
-            language=job.language,
-            text=result.text,
-            duration_seconds=result.duration_seconds,
-        )
         self._publisher.publish(
-            OutboundMessage(f"tickets/{ticket.number}", notice.model_dump_json().encode())
+            ticket_message(
+                "transcribed",
+                ticket,
+                now,
+                recording_id=job.recording_id,
+                language=job.language,
+                text=result.text,
+                duration_seconds=result.duration_seconds,
+            )
         )
 
     async def _failed(self, job: TranscriptionJob, reason: str, *, permanent: bool) -> None:
@@ -151,13 +150,12 @@ class TranscriptionService:
         )
         if retry_at is None:
             ticket = await self._store.get_ticket(job.ticket_id)
-            notice = ticket_notice(
-                "transcription_failed",
-                ticket,
-                self._clock(),
-                recording_id=job.recording_id,
-                reason=reason,
-            )
             self._publisher.publish(
-                OutboundMessage(f"tickets/{ticket.number}", notice.model_dump_json().encode())
+                ticket_message(
+                    "transcription_failed",
+                    ticket,
+                    self._clock(),
+                    recording_id=job.recording_id,
+                    reason=reason,
+                )
             )
