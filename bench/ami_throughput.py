@@ -50,9 +50,8 @@ CAPTURES = (
 # Session-level events, not part of a call. OriginateResponse answers the capture rig's
 # Originate: the daemon sends none, and panoramisk never hands it to '*' callbacks anyway.
 _NOT_PER_CALL = frozenset({b"FullyBooted", b"SuccessfulAuth", b"OriginateResponse"})
-# What the daemon's pipeline sees besides the stream: FullyBooted after login, and the
-# LiveChannelsListed of the resync that precedes the stream.
-_PIPELINE_EXTRA_EVENTS = 2
+# What the daemon reads besides the stream: FullyBooted after login.
+_SESSION_EVENTS = 1
 ASTERISK_EVENTS_PER_SECOND = 4_500  # what the real Asterisk sandbox produced at full tilt
 _SECRET = "replay-secret"
 
@@ -138,10 +137,12 @@ class _TimedReplayServer(AmiReplayServer):
     def __init__(self, events: list[bytes]) -> None:
         super().__init__(events, secret=_SECRET)
         self.first_byte_at: float | None = None
+        self.cpu_at_first_byte = _Cpu(0.0, 0.0)
 
     async def _answer(self, action: dict[str, str], writer: asyncio.StreamWriter) -> None:
         if action.get("Action", "").lower() == "coreshowchannels":
             self.first_byte_at = time.perf_counter()
+            self.cpu_at_first_byte = _Cpu.now()
         await super()._answer(action, writer)
 
 
@@ -149,10 +150,27 @@ class _TimedReplayServer(AmiReplayServer):
 
 
 @dataclass(frozen=True)
+class _Cpu:
+    """CPU seconds of the whole process and of the event loop's thread alone: the loop's
+    share of the wall time says whether it was busy or waiting (e.g. on the database thread)."""
+
+    process: float
+    loop_thread: float
+
+    @classmethod
+    def now(cls) -> _Cpu:
+        return cls(time.process_time(), time.thread_time())
+
+    def since(self, start: _Cpu) -> _Cpu:
+        return _Cpu(self.process - start.process, self.loop_thread - start.loop_thread)
+
+
+@dataclass(frozen=True)
 class Run:
     events: int
     calls: int
     seconds: float
+    cpu: _Cpu
     tickets: int | None = None
 
     @property
@@ -196,10 +214,10 @@ async def bare_parse(stream: list[bytes], calls: int, timeout: float) -> Run:
         await manager.authenticated_future
         await manager.send_action({"Action": "CoreShowChannels"})  # the server streams after it
         await _until(lambda: counted >= len(stream), timeout, f"{len(stream)} events (got {counted})")
-        finished_at = time.perf_counter()
+        finished_at, cpu = time.perf_counter(), _Cpu.now()
         manager.close()
     assert server.first_byte_at is not None
-    return Run(counted, calls, finished_at - server.first_byte_at)
+    return Run(counted, calls, finished_at - server.first_byte_at, cpu.since(server.cpu_at_first_byte))
 
 
 def _daemon_config(ami_port: int, mqtt_port: int, db_path: Path) -> Config:
@@ -232,21 +250,28 @@ async def full_path(stream: list[bytes], calls: int, timeout: float, mqtt_port: 
             async with Daemon(config) as daemon:
                 pipeline, publisher, store = daemon.pipeline, daemon.publisher, daemon.store
                 assert pipeline is not None and publisher is not None and store is not None
-                expected = len(stream) + _PIPELINE_EXTRA_EVENTS
+                expected = len(stream) + _SESSION_EVENTS
+
+                def received() -> int:
+                    return sum(client.events_received for client in daemon.ami)
+
                 await _until(
-                    lambda: pipeline.events_seen >= expected,
-                    timeout,
-                    f"{expected} pipeline events (got {pipeline.events_seen})",
+                    lambda: received() >= expected, timeout, f"{expected} events read (got {received()})"
                 )
                 await pipeline.drain()
                 await _until(lambda: publisher.pending == 0, timeout, "MQTT to take every message")
-                finished_at = time.perf_counter()
+                finished_at, cpu = time.perf_counter(), _Cpu.now()
                 tickets = len(await store.list_tickets(limit=calls + 1))
                 if pipeline.failed or pipeline.malformed:
                     raise RuntimeError(f"pipeline: {pipeline.failed} failed, {pipeline.malformed} malformed")
     assert server.first_byte_at is not None
-    events = pipeline.events_seen - _PIPELINE_EXTRA_EVENTS
-    return Run(events, calls, finished_at - server.first_byte_at, tickets)
+    return Run(
+        received() - _SESSION_EVENTS,
+        calls,
+        finished_at - server.first_byte_at,
+        cpu.since(server.cpu_at_first_byte),
+        tickets,
+    )
 
 
 # -- report ------------------------------------------------------------------------
@@ -288,8 +313,11 @@ async def measure(calls: int, concurrency: int, timeout: float, profile: Path | 
 
 def _run_json(run: Run) -> dict[str, Any]:
     return {
-        **{k: v for k, v in asdict(run).items() if v is not None},
+        **{k: v for k, v in asdict(run).items() if v is not None and k != "cpu"},
         "seconds": round(run.seconds, 4),
+        "process_cpu_seconds": round(run.cpu.process, 3),
+        "loop_thread_cpu_seconds": round(run.cpu.loop_thread, 3),
+        "loop_busy_fraction": round(run.cpu.loop_thread / run.seconds, 3),
         "events_per_second": round(run.events_per_second),
         "calls_per_second": round(run.calls_per_second, 1),
     }
@@ -302,13 +330,15 @@ def table(result: dict[str, Any]) -> str:
         f"({result['stream_bytes'] / 1e6:.1f} MB), nproc {result['nproc']}"
         + (" [full path under cProfile]" if result["profiled"] else ""),
         "",
-        f"{'path':<12}{'seconds':>10}{'events/s':>12}{'calls/s':>10}{'tickets':>9}",
+        f"{'path':<12}{'seconds':>10}{'events/s':>12}{'calls/s':>10}{'tickets':>9}{'loop busy':>11}"
+        f"{'cpu s':>8}",
     ]
     for name, run in (("bare parse", bare), ("full path", full)):
         tickets = run.get("tickets", "-")
         lines.append(
             f"{name:<12}{run['seconds']:>10.3f}{run['events_per_second']:>12,}"
-            f"{run['calls_per_second']:>10,.1f}{tickets:>9}"
+            f"{run['calls_per_second']:>10,.1f}{tickets:>9}{run['loop_busy_fraction']:>11.0%}"
+            f"{run['process_cpu_seconds']:>8.2f}"
         )
     targets = result["targets_met"]
     lines += [

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, Literal
 
 import structlog
@@ -29,17 +32,21 @@ from cti_bridge.recordings import RecordingService
 from cti_bridge.screenpop.outputs import OutboundMessage, Publisher
 from cti_bridge.screenpop.payload import screen_pop, ticket_message
 from cti_bridge.store import Store
-from cti_bridge.tickets.service import TicketForCall, TicketService
+from cti_bridge.tickets.service import TicketForCall, TicketService, answered_by
 
 log = structlog.get_logger(__name__)
 
 
 class CallPipeline:
-    """Consumes the PBXs' events in arrival order, one at a time.
+    """Reads the PBXs' events in arrival order; works each caller's calls in order.
 
-    One consumer keeps each call's events in order; the work per event is a dict
-    lookup for most of them, and a few indexed queries for the handful per call
-    that change a ticket.
+    Mapping and call tracking run on one consumer in arrival order: they are pure and
+    take microseconds. What a call's updates then do waits on the store (a ticket is a
+    few indexed statements, each a round trip to the database thread), so that work runs
+    in a lane per caller: one caller's calls stay in order, so a repeat call finds the
+    ticket the first one opened, while different callers' round trips overlap instead of
+    queueing one behind another. A customer calling from two numbers at the same moment
+    gets two lanes, and so may get two tickets.
     """
 
     def __init__(
@@ -59,6 +66,7 @@ class CallPipeline:
         self._clock = clock
         self._queue: asyncio.Queue[AmiFrame | ev.CallEvent] = asyncio.Queue()
         self._open: dict[CallKey, TicketForCall] = {}
+        self._answered_by: dict[CallKey, str] = {}  # answers this session popped
         self._handlers: dict[type, Callable[[Any], Awaitable[None]]] = {
             CallQualified: self._on_call_qualified,
             AgentRang: self._on_agent_rang,
@@ -66,6 +74,13 @@ class CallPipeline:
             RecordingAnnounced: self._on_recording_announced,
             CallEnded: self._on_call_ended,
         }
+        self._lanes: dict[str, deque[tuple[CallUpdate, float]]] = {}
+        self._lane_of_call: dict[CallKey, str] = {}
+        self._lane_group: asyncio.TaskGroup | None = None
+        self._lane_numbers = itertools.count(1)
+        self._updates_pending = 0
+        self._lanes_idle = asyncio.Event()
+        self._lanes_idle.set()
         self.events_seen = 0
         self.malformed = 0
         self.failed = 0
@@ -75,21 +90,27 @@ class CallPipeline:
         self._queue.put_nowait(item)
 
     async def run(self) -> None:
-        while True:
-            item = await self._queue.get()
-            try:
-                await self.process(item)
-            except Exception:
-                # A bug or a store error on one event must not stop the PBXs' event stream;
-                # the next resync reconciles whatever this event would have changed.
-                self.failed += 1
-                log.exception("pipeline.event_failed", item=type(item).__name__)
-            finally:
-                self._queue.task_done()
+        async with asyncio.TaskGroup() as lanes:  # cancelling run() cancels the lanes too
+            self._lane_group = lanes
+            while True:
+                item = await self._queue.get()
+                try:
+                    await self.process(item)
+                except Exception:
+                    # A bug or a store error on one event must not stop the PBXs' event stream;
+                    # the next resync reconciles whatever this event would have changed.
+                    self.failed += 1
+                    log.exception("pipeline.event_failed", item=type(item).__name__)
+                finally:
+                    self._queue.task_done()
 
     async def drain(self) -> None:
-        """Wait until everything submitted so far has been processed."""
-        await self._queue.join()
+        """Wait until everything submitted so far has been processed, lanes included."""
+        while True:
+            await self._queue.join()
+            await self._lanes_idle.wait()
+            if self._queue.empty():
+                return
 
     async def process(self, item: AmiFrame | ev.CallEvent) -> None:
         self.events_seen += 1
@@ -107,19 +128,55 @@ class CallPipeline:
         if isinstance(event, ev.PbxDisconnected):
             return
         for update in self._tracker.handle(event):
-            await self._apply(update, event.at)
+            if update.call.direction is Direction.INBOUND:
+                self._to_lane(update, event.at)
         if isinstance(event, ev.LiveChannelsListed):
             await self._close_calls_ended_while_away(event)
 
-    async def _apply(self, update: CallUpdate, event_at: float) -> None:
+    # -- lanes -------------------------------------------------------------------
+
+    def _to_lane(self, update: CallUpdate, event_at: float) -> None:
         call = update.call
-        if call.direction is not Direction.INBOUND:
+        # A call keeps the lane it started in, whatever its later updates say.
+        lane = self._lane_of_call.get(call.key) or _caller_lane(call)
+        if isinstance(update, CallEnded):
+            self._lane_of_call.pop(call.key, None)
+        else:
+            self._lane_of_call[call.key] = lane
+        self._updates_pending += 1
+        self._lanes_idle.clear()
+        waiting = self._lanes.get(lane)
+        if waiting is not None:
+            waiting.append((update, event_at))
             return
-        with structlog.contextvars.bound_contextvars(call=str(call.key)):
+        assert self._lane_group is not None, "CallPipeline.run() owns the lanes"
+        waiting = self._lanes[lane] = deque([(update, event_at)])
+        self._lane_group.create_task(
+            self._work_lane(lane, waiting), name=f"call-lane-{next(self._lane_numbers)}"
+        )
+
+    async def _work_lane(self, lane: str, waiting: deque[tuple[CallUpdate, float]]) -> None:
+        try:
+            while waiting:
+                update, event_at = waiting.popleft()
+                try:
+                    await self._apply(update, event_at)
+                finally:
+                    self._updates_pending -= 1
+                    if self._updates_pending == 0:
+                        self._lanes_idle.set()
+        finally:
+            # Nothing awaits between the empty check and here: a new update for this
+            # caller either made it into `waiting` or will start a new lane.
+            del self._lanes[lane]
+
+    async def _apply(self, update: CallUpdate, event_at: float) -> None:
+        with structlog.contextvars.bound_contextvars(call=str(update.call.key)):
             try:
                 await self._handlers[type(update)](update, event_at)
             except Exception:
                 # One call's failure (a store error, say) must not stop the others.
+                self.failed += 1
                 log.exception("pipeline.update_failed", update=type(update).__name__)
             finally:
                 structlog.contextvars.unbind_contextvars("ticket")  # bound by the handler
@@ -149,20 +206,31 @@ class CallPipeline:
 
     async def _on_agent_rang(self, update: AgentRang, event_at: float) -> None:
         opened = await self._ticket_for(update.call)
-        await self._tickets.agent_rang(update.call)
         self._pop("ringing", update.agent_id, update.call, opened, event_at)
+        await self._tickets.agent_rang(update.call)
 
     async def _on_agent_answered(self, update: AgentAnswered, event_at: float) -> None:
-        opened = await self._ticket_for(update.call)
-        changed = await self._tickets.agent_answered(update.call, update.agent_id, event_at)
-        if not changed:
-            return  # already known (a resync re-reporting an answered call): no second pop
-        ticket = await self._tickets.ticket(opened.ticket.id)
-        opened = self._open[update.call.key] = TicketForCall(
-            ticket, opened.history, opened.caller_e164, opened.created, opened.attached
-        )
-        self._pop("answered", update.agent_id, update.call, opened, event_at)
-        self._notify("call_answered", ticket, event_at, agent_id=update.agent_id)
+        call, agent_id = update.call, update.agent_id
+        opened = await self._ticket_for(call)
+        if opened.attached and self._answered_by.get(call.key) != agent_id:
+            # This session recorded the call, so it knows no earlier answer by this agent:
+            # the agent is waiting for the pop, and it need not wait for the write.
+            self._answered_by[call.key] = agent_id
+            opened = self._open[call.key] = replace(
+                opened, ticket=answered_by(opened.ticket, agent_id, event_at)
+            )
+            self._pop("answered", agent_id, call, opened, event_at)
+            ticket = await self._tickets.agent_answered(call, agent_id, event_at)
+        else:
+            # A call known from before a restart or reconnect: only the store knows whether
+            # this answer was popped already.
+            ticket = await self._tickets.agent_answered(call, agent_id, event_at)
+            if ticket is None:
+                return  # a resync re-reporting an answered call: no second pop
+            opened = self._open[call.key] = replace(opened, ticket=ticket)
+            self._pop("answered", agent_id, call, opened, event_at)
+        if ticket is not None:
+            self._notify("call_answered", ticket, event_at, agent_id=agent_id)
 
     async def _on_recording_announced(self, update: RecordingAnnounced, _event_at: float) -> None:
         await self._ticket_for(update.call)
@@ -170,6 +238,7 @@ class CallPipeline:
 
     async def _on_call_ended(self, update: CallEnded, event_at: float) -> None:
         call = update.call
+        self._answered_by.pop(call.key, None)
         opened = self._open.pop(call.key, None) or await self._tickets.open_for_call(call)
         await self._tickets.call_ended(call, event_at)
         log.info(
@@ -214,7 +283,7 @@ class CallPipeline:
                 outcome=Outcome.ANSWERED if open_call.answered_at else Outcome.LOST,
                 recordings=open_call.recordings,
             )
-            await self._apply(CallEnded(call), event.at)
+            self._to_lane(CallEnded(call), event.at)
 
     # -- helpers ----------------------------------------------------------------
 
@@ -251,6 +320,12 @@ class CallPipeline:
 
     def _notify(self, event: str, ticket: Any, at: float, **data: Any) -> None:
         self._publisher.publish(ticket_message(event, ticket, at, **data))
+
+
+def _caller_lane(call: Call) -> str:
+    digits = "".join(c for c in call.caller_number or "" if c.isdigit())
+    # No usable number (withheld, "anonymous"): no ticket to share, so a lane of its own.
+    return f"tel:{digits}" if len(digits) >= 3 else f"call:{call.key}"
 
 
 def _round(value: float | None) -> float | None:

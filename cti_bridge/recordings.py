@@ -91,11 +91,14 @@ class RecordingService:
 
     async def _link_call(self, call: Call) -> None:
         with structlog.contextvars.bound_contextvars(call=str(call.key)):
+            noted = {r.pbx_path: r for r in await self._store.call_recordings(call)}
             for pbx_path in call.recordings:
-                recording_id = await self.announced(call, pbx_path)  # idempotent: covers restarts
-                if recording_id is None:
-                    continue
-                recording = await self._store.recording(recording_id)
+                recording = noted.get(pbx_path)
+                if recording is None:  # announced while the daemon was down, say
+                    recording_id = await self.announced(call, pbx_path)
+                    if recording_id is None:
+                        continue
+                    recording = await self._store.recording(recording_id)
                 if recording.status == "recording":  # not linked yet
                     await self._wait_and_link(recording)
 

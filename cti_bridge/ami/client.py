@@ -25,7 +25,7 @@ import structlog
 from panoramisk.ami_protocol import AMIProtocol
 from pydantic import SecretStr
 
-from cti_bridge.ami.mapping import live_channel_names, map_live_channels
+from cti_bridge.ami.mapping import HANDLED_EVENTS, live_channel_names, map_live_channels
 from cti_bridge.calls import events as ev
 from cti_bridge.config.model import PbxConfig
 
@@ -82,6 +82,7 @@ class AmiClient:
         self._session: _Session | None = None
         self.connected = asyncio.Event()
         self.sessions = 0  # completed logins, for health and tests
+        self.events_received = 0  # every event read off the socket, handled or not
 
     @property
     def name(self) -> str:
@@ -185,7 +186,9 @@ class AmiClient:
 
     def _on_event(self, _session: object, message: Any) -> None:
         # Runs inside panoramisk's data_received: enqueue and nothing else.
-        self._sink(AmiFrame(self.name, message, time.time()))
+        self.events_received += 1
+        if message.get("Event") in HANDLED_EVENTS:
+            self._sink(AmiFrame(self.name, message, time.time()))
 
     def _close(self) -> None:
         if self._session is not None:

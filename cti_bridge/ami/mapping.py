@@ -327,3 +327,7 @@ _MAPPERS: dict[str, Callable[[str, Message, float], ev.CallEvent | None]] = {
     "AttendedTransfer": _attendedtransfer,
     "UserEvent": _userevent,
 }
+
+# The events worth reading: a busy PBX sends several times as many that the product ignores
+# (Newstate, BridgeCreate, QueueMemberStatus, ...), and these are dropped as they arrive.
+HANDLED_EVENTS = frozenset(_MAPPERS)

@@ -11,7 +11,7 @@ from typing import Any
 import aiosqlite
 
 from cti_bridge.calls.model import Call
-from cti_bridge.store.database import Database
+from cti_bridge.store.database import Database, Session
 from cti_bridge.tickets.model import (
     OPEN_STATUSES,
     CallerHistory,
@@ -129,12 +129,13 @@ class Store:
                     customer.external_id,
                 )
                 if customer_id is None:
-                    cursor = await tx.execute(
+                    inserted = await tx.fetchone(
                         "INSERT INTO customers (name, company, email, tier, vip, notes, external_id,"
-                        " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                         (*values, at, at),
                     )
-                    customer_id = cursor.lastrowid
+                    assert inserted is not None
+                    customer_id = inserted["id"]
                     created += 1
                 else:
                     await tx.execute(
@@ -200,10 +201,10 @@ class Store:
             existing = await _ticket_id_for_call(tx, call)
             if existing is not None:
                 return await self._ticket_in(tx, existing), False
-            cursor = await tx.execute(
+            inserted = await tx.fetchone(
                 "INSERT INTO tickets (status, priority, category, rule, subject, description,"
                 " customer_id, caller_number, caller_name, did, queue, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     str(new.status),
                     new.priority,
@@ -220,10 +221,13 @@ class Store:
                     at,
                 ),
             )
-            ticket_id = cursor.lastrowid
-            assert ticket_id is not None
-            number = self._numbering.format(ticket_id)
-            await tx.execute("UPDATE tickets SET number = ? WHERE id = ?", (number, ticket_id))
+            assert inserted is not None
+            ticket_id = inserted["id"]
+            row = await tx.fetchone(
+                f"UPDATE tickets SET number = ? WHERE id = ? RETURNING {_TICKET_COLUMNS}",
+                (self._numbering.format(ticket_id), ticket_id),
+            )
+            assert row is not None
             await _insert_call(tx, ticket_id, call, caller_e164)
             await _event(
                 tx,
@@ -238,7 +242,7 @@ class Store:
                     "priority": new.priority,
                 },
             )
-            return await self._ticket_in(tx, ticket_id), True
+            return _ticket(row), True
 
     async def attach_call(
         self, ticket_id: int, call: Call, caller_e164: str | None, at: float
@@ -260,16 +264,15 @@ class Store:
             (",".join(call.rang_agents), call.queue, call.key.pbx, call.key.linkedid),
         )
 
-    async def record_answer(self, call: Call, agent_id: str, at: float) -> bool:
+    async def record_answer(self, call: Call, agent_id: str, at: float) -> Ticket | None:
         async with self._db.transaction() as tx:
-            row = await _fetchone(
-                tx,
+            row = await tx.fetchone(
                 "SELECT c.ticket_id, c.agent_id, t.assignee, t.status FROM calls c"
                 " JOIN tickets t ON t.id = c.ticket_id WHERE c.pbx = ? AND c.linkedid = ?",
                 (call.key.pbx, call.key.linkedid),
             )
             if row is None or row["agent_id"] == agent_id:
-                return False
+                return None
             await tx.execute(
                 "UPDATE calls SET agent_id = ?, answered_at = COALESCE(answered_at, ?), queue = ?,"
                 " rang_agents = ? WHERE pbx = ? AND linkedid = ?",
@@ -282,44 +285,40 @@ class Store:
                     call.key.linkedid,
                 ),
             )
-            ticket_id = row["ticket_id"]
+            # The rule of tickets.service.answered_by: an unassigned ticket becomes the
+            # answering agent's, and a new one is then assigned.
+            ticket = await tx.fetchone(
+                "UPDATE tickets SET assignee = COALESCE(assignee, ?),"
+                " status = CASE WHEN assignee IS NULL AND status = 'new' THEN 'assigned' ELSE status END,"
+                f" updated_at = MAX(updated_at, ?) WHERE id = ? RETURNING {_TICKET_COLUMNS}",
+                (agent_id, at, row["ticket_id"]),
+            )
+            assert ticket is not None
+            events: list[tuple[str, str, dict[str, Any]]] = []
             if row["assignee"] is None:
-                status = TicketStatus.ASSIGNED if row["status"] == TicketStatus.NEW else row["status"]
-                await tx.execute(
-                    "UPDATE tickets SET assignee = ?, status = ?, updated_at = MAX(updated_at, ?)"
-                    " WHERE id = ?",
-                    (agent_id, str(status), at, ticket_id),
+                events.append(
+                    (
+                        "assigned",
+                        "system",
+                        {
+                            "to": agent_id,
+                            "why": "answered the call",
+                            "from_status": row["status"],
+                            "to_status": ticket["status"],
+                        },
+                    )
                 )
-                await _event(
-                    tx,
-                    ticket_id,
-                    at,
-                    "assigned",
-                    "system",
-                    {
-                        "to": agent_id,
-                        "why": "answered the call",
-                        "from_status": row["status"],
-                        "to_status": str(status),
-                    },
-                )
-            await _event(tx, ticket_id, at, "call_answered", agent_id, {"call": str(call.key)})
-            return True
+            events.append(("call_answered", agent_id, {"call": str(call.key)}))
+            await _events(tx, row["ticket_id"], at, events)
+            return _ticket(ticket)
 
     async def record_call_end(self, call: Call, at: float) -> None:
         async with self._db.transaction() as tx:
-            row = await _fetchone(
-                tx,
-                "SELECT id, ticket_id, ended_at FROM calls WHERE pbx = ? AND linkedid = ?",
-                (call.key.pbx, call.key.linkedid),
-            )
-            if row is None or row["ended_at"] is not None:
-                return
-            await tx.execute(
+            ended = await tx.fetchone(
                 "UPDATE calls SET ended_at = ?, answered_at = COALESCE(answered_at, ?),"
                 " agent_id = COALESCE(?, agent_id), queue = COALESCE(?, queue), rang_agents = ?,"
                 " ring_seconds = ?, talk_seconds = ?, hangup_cause = ?, hangup_cause_text = ?,"
-                " outcome = ? WHERE id = ?",
+                " outcome = ? WHERE pbx = ? AND linkedid = ? AND ended_at IS NULL RETURNING ticket_id",
                 (
                     call.ended_at,
                     call.answered_at,
@@ -331,16 +330,19 @@ class Store:
                     call.hangup_cause,
                     call.hangup_cause_text,
                     str(call.outcome) if call.outcome else None,
-                    row["id"],
+                    call.key.pbx,
+                    call.key.linkedid,
                 ),
             )
+            if ended is None:  # no such call, or its end is already recorded
+                return
             await tx.execute(
                 "UPDATE tickets SET updated_at = MAX(updated_at, ?) WHERE id = ?",
-                (at, row["ticket_id"]),
+                (at, ended["ticket_id"]),
             )
             await _event(
                 tx,
-                row["ticket_id"],
+                ended["ticket_id"],
                 at,
                 "call_ended",
                 "system",
@@ -378,8 +380,8 @@ class Store:
             raise LookupError(f"no ticket with id {ticket_id}")
         return _ticket(row)
 
-    async def _ticket_in(self, tx: aiosqlite.Connection, ticket_id: int) -> Ticket:
-        row = await _fetchone(tx, f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = ?", (ticket_id,))
+    async def _ticket_in(self, tx: Session, ticket_id: int) -> Ticket:
+        row = await tx.fetchone(f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = ?", (ticket_id,))
         assert row is not None
         return _ticket(row)
 
@@ -387,26 +389,29 @@ class Store:
 
     async def add_recording(self, call: Call, pbx_path: str, local_path: str, at: float) -> int | None:
         """Note a recording of a call (idempotent). None when the call has no ticket."""
-        async with self._db.transaction() as tx:
-            row = await _fetchone(
-                tx,
-                "SELECT id, ticket_id FROM calls WHERE pbx = ? AND linkedid = ?",
-                (call.key.pbx, call.key.linkedid),
-            )
-            if row is None:
-                return None
-            await tx.execute(
-                "INSERT INTO recordings (call_id, ticket_id, pbx_path, local_path, created_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (call_id, pbx_path) DO NOTHING",
-                (row["id"], row["ticket_id"], pbx_path, local_path, at),
-            )
-            found = await _fetchone(
-                tx,
-                "SELECT id FROM recordings WHERE call_id = ? AND pbx_path = ?",
-                (row["id"], pbx_path),
-            )
-            assert found is not None
-            return int(found["id"])
+        # One statement, so atomic without a transaction: the call's row supplies the ids.
+        # (`WHERE true`-style filter before ON CONFLICT: SQLite's parser needs a WHERE there.)
+        added = await self._db.fetchone(
+            "INSERT INTO recordings (call_id, ticket_id, pbx_path, local_path, created_at)"
+            " SELECT id, ticket_id, ?, ?, ? FROM calls WHERE pbx = ? AND linkedid = ?"
+            " ON CONFLICT (call_id, pbx_path) DO NOTHING RETURNING id",
+            (pbx_path, local_path, at, call.key.pbx, call.key.linkedid),
+        ) or await self._db.fetchone(
+            "SELECT r.id FROM calls c JOIN recordings r ON r.call_id = c.id"
+            " WHERE c.pbx = ? AND c.linkedid = ? AND r.pbx_path = ?",
+            (call.key.pbx, call.key.linkedid, pbx_path),
+        )
+        return int(added["id"]) if added else None
+
+    async def call_recordings(self, call: Call) -> list[Recording]:
+        """The recordings noted for a call so far."""
+        rows = await self._db.fetchall(
+            "SELECT r.*, t.number AS ticket_number, c.queue, c.did, c.pbx FROM calls c"
+            " JOIN recordings r ON r.call_id = c.id JOIN tickets t ON t.id = r.ticket_id"
+            " WHERE c.pbx = ? AND c.linkedid = ? ORDER BY r.id",
+            (call.key.pbx, call.key.linkedid),
+        )
+        return [_recording(r) for r in rows]
 
     async def recordings_to_link(self) -> list[Recording]:
         """Recordings of ended calls not yet linked (e.g. the daemon stopped while waiting)."""
@@ -444,13 +449,10 @@ class Store:
             The transcription job id, if one was queued.
         """
         async with self._db.transaction() as tx:
-            await tx.execute(
+            row = await tx.fetchone(
                 "UPDATE recordings SET status = ?, size_bytes = ?, duration_seconds = ?, error = ?,"
-                " linked_at = ? WHERE id = ?",
+                " linked_at = ? WHERE id = ? RETURNING ticket_id, local_path",
                 (status, size_bytes, duration_seconds, error, at, recording_id),
-            )
-            row = await _fetchone(
-                tx, "SELECT ticket_id, local_path FROM recordings WHERE id = ?", (recording_id,)
             )
             assert row is not None
             await _event(
@@ -467,31 +469,26 @@ class Store:
             )
             if language is None:
                 return None
-            cursor = await tx.execute(
+            job = await tx.fetchone(
                 "INSERT INTO transcription_jobs (recording_id, language, created_at)"
-                " VALUES (?, ?, ?) ON CONFLICT (recording_id) DO NOTHING",
+                " VALUES (?, ?, ?) ON CONFLICT (recording_id) DO NOTHING RETURNING id",
                 (recording_id, language, at),
             )
-            return cursor.lastrowid if cursor.rowcount else None
+            return job["id"] if job else None
 
     async def claim_job(self, owner: str, now: float, lease_seconds: float) -> TranscriptionJob | None:
         """Take the oldest ready job, or one whose lease ran out (its worker or daemon died)."""
         async with self._db.transaction() as tx:
-            row = await _fetchone(
-                tx,
+            row = await tx.fetchone(
+                "UPDATE transcription_jobs SET state = 'running', attempts = attempts + 1,"
+                " lease_owner = ?, lease_expires_at = ?, started_at = ? WHERE id = ("
                 "SELECT j.id FROM transcription_jobs j WHERE (j.state = 'queued' AND j.not_before <= ?)"
-                " OR (j.state = 'running' AND j.lease_expires_at < ?) ORDER BY j.id LIMIT 1",
-                (now, now),
+                " OR (j.state = 'running' AND j.lease_expires_at < ?) ORDER BY j.id LIMIT 1) RETURNING id",
+                (owner, now + lease_seconds, now, now, now),
             )
             if row is None:
                 return None
-            await tx.execute(
-                "UPDATE transcription_jobs SET state = 'running', attempts = attempts + 1,"
-                " lease_owner = ?, lease_expires_at = ?, started_at = ? WHERE id = ?",
-                (owner, now + lease_seconds, now, row["id"]),
-            )
-            job = await _fetchone(
-                tx,
+            job = await tx.fetchone(
                 "SELECT j.id, j.recording_id, j.language, j.attempts, r.local_path, r.ticket_id,"
                 " t.number AS ticket_number FROM transcription_jobs j"
                 " JOIN recordings r ON r.id = j.recording_id JOIN tickets t ON t.id = r.ticket_id"
@@ -507,12 +504,13 @@ class Store:
         """Store the transcript, if `owner` still holds the job's lease. False if it does not
         (the lease ran out and someone else took the job): the result is then discarded."""
         async with self._db.transaction() as tx:
-            cursor = await tx.execute(
+            taken = await tx.fetchone(
                 "UPDATE transcription_jobs SET state = 'done', finished_at = ?, error = NULL,"
-                " lease_expires_at = NULL WHERE id = ? AND state = 'running' AND lease_owner = ?",
+                " lease_expires_at = NULL WHERE id = ? AND state = 'running' AND lease_owner = ?"
+                " RETURNING id",
                 (at, job.id, owner),
             )
-            if cursor.rowcount != 1:
+            if taken is None:
                 return False
             await tx.execute(
                 "INSERT INTO transcripts (job_id, recording_id, ticket_id, language, text, words,"
@@ -553,13 +551,13 @@ class Store:
         """Record a failed attempt: queue it again from `retry_at`, or fail it for good."""
         state = "queued" if retry_at is not None else "failed"
         async with self._db.transaction() as tx:
-            cursor = await tx.execute(
+            held = await tx.fetchone(
                 "UPDATE transcription_jobs SET state = ?, error = ?, not_before = ?, lease_owner = NULL,"
                 " lease_expires_at = NULL, finished_at = ? WHERE id = ? AND state = 'running'"
-                " AND lease_owner = ?",
+                " AND lease_owner = ? RETURNING id",
                 (state, reason, retry_at or 0, None if retry_at else at, job.id, owner),
             )
-            if cursor.rowcount == 1 and retry_at is None:
+            if held is not None and retry_at is None:
                 await _event(
                     tx,
                     job.ticket_id,
@@ -571,15 +569,17 @@ class Store:
                         "reason": reason,
                     },
                 )
-            return cursor.rowcount == 1
+            return held is not None
 
     async def release_jobs(self, owner: str) -> int:
         """Give back jobs this daemon was running (clean shutdown): queued again at once."""
-        return await self._db.execute(
+        released = await self._db.fetchall(
             "UPDATE transcription_jobs SET state = 'queued', attempts = MAX(attempts - 1, 0),"
-            " lease_owner = NULL, lease_expires_at = NULL WHERE state = 'running' AND lease_owner = ?",
+            " lease_owner = NULL, lease_expires_at = NULL WHERE state = 'running' AND lease_owner = ?"
+            " RETURNING id",
             (owner,),
         )
+        return len(released)
 
     async def job_states(self) -> dict[str, int]:
         rows = await self._db.fetchall("SELECT state, COUNT(*) AS n FROM transcription_jobs GROUP BY state")
@@ -661,21 +661,15 @@ def _caller_filter(customer_id: int | None, phone: str | None) -> tuple[str | No
     return None, ()
 
 
-async def _fetchone(tx: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> aiosqlite.Row | None:
-    async with tx.execute(sql, params) as cursor:
-        return await cursor.fetchone()
-
-
-async def _ticket_id_for_call(tx: aiosqlite.Connection, call: Call) -> int | None:
-    row = await _fetchone(
-        tx,
+async def _ticket_id_for_call(tx: Session, call: Call) -> int | None:
+    row = await tx.fetchone(
         "SELECT ticket_id FROM calls WHERE pbx = ? AND linkedid = ?",
         (call.key.pbx, call.key.linkedid),
     )
     return int(row["ticket_id"]) if row else None
 
 
-async def _insert_call(tx: aiosqlite.Connection, ticket_id: int, call: Call, caller: str | None) -> None:
+async def _insert_call(tx: Session, ticket_id: int, call: Call, caller: str | None) -> None:
     await tx.execute(
         "INSERT INTO calls (pbx, linkedid, ticket_id, direction, caller_number, caller_name, did,"
         " queue, agent_id, rang_agents, started_at, answered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -696,22 +690,32 @@ async def _insert_call(tx: aiosqlite.Connection, ticket_id: int, call: Call, cal
     )
 
 
-async def _event(
-    tx: aiosqlite.Connection, ticket_id: int, at: float, kind: str, actor: str, data: dict[str, Any]
+async def _event(tx: Session, ticket_id: int, at: float, kind: str, actor: str, data: dict[str, Any]) -> None:
+    await _events(tx, ticket_id, at, [(kind, actor, data)])
+
+
+async def _events(
+    tx: Session, ticket_id: int, at: float, events: Sequence[tuple[str, str, dict[str, Any]]]
 ) -> None:
+    """Append (kind, actor, data) events in one statement."""
     await tx.execute(
-        "INSERT INTO ticket_events (ticket_id, at, kind, actor, data) VALUES (?, ?, ?, ?, ?)",
-        (ticket_id, at, kind, actor, json.dumps(data, ensure_ascii=False)),
+        "INSERT INTO ticket_events (ticket_id, at, kind, actor, data) VALUES "
+        + ", ".join(["(?, ?, ?, ?, ?)"] * len(events)),
+        [
+            value
+            for kind, actor, data in events
+            for value in (ticket_id, at, kind, actor, json.dumps(data, ensure_ascii=False))
+        ],
     )
 
 
-async def _existing_customer(tx: aiosqlite.Connection, customer: CustomerRow) -> int | None:
+async def _existing_customer(tx: Session, customer: CustomerRow) -> int | None:
     if customer.external_id:
-        row = await _fetchone(tx, "SELECT id FROM customers WHERE external_id = ?", (customer.external_id,))
+        row = await tx.fetchone("SELECT id FROM customers WHERE external_id = ?", (customer.external_id,))
         if row:
             return int(row["id"])
     for phone in customer.phones:
-        row = await _fetchone(tx, "SELECT customer_id FROM customer_phones WHERE phone = ?", (phone,))
+        row = await tx.fetchone("SELECT customer_id FROM customer_phones WHERE phone = ?", (phone,))
         if row:
             return int(row["customer_id"])
     return None

@@ -34,8 +34,9 @@ class TicketRepository(Protocol):
         """Record the call on an existing ticket (idempotent); True if newly attached."""
         ...
 
-    async def record_answer(self, call: Call, agent_id: str, at: float) -> bool:
-        """Store the agent's answer; assign the ticket if unassigned. False if already known."""
+    async def record_answer(self, call: Call, agent_id: str, at: float) -> Ticket | None:
+        """Store the agent's answer; assign the ticket if unassigned (see service.answered_by).
+        The ticket as stored now, or None if this answer was already known."""
         ...
 
     async def record_call_end(self, call: Call, at: float) -> None: ...

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cti_bridge.calls.model import Call
 from cti_bridge.config.model import TicketConfig
 from cti_bridge.phone import to_e164
-from cti_bridge.tickets.model import CallerHistory, Ticket
+from cti_bridge.tickets.model import CallerHistory, Ticket, TicketStatus
 from cti_bridge.tickets.ports import TicketRepository
 from cti_bridge.tickets.prefill import prefill
 
@@ -53,8 +53,12 @@ class TicketService:
         history = await repo.caller_history(customer, caller, self._config.history_size)
         return TicketForCall(ticket, history, caller, created, attached)
 
-    async def agent_answered(self, call: Call, agent_id: str, at: float) -> bool:
-        """Record who answered; the answering agent owns an unassigned ticket."""
+    async def agent_answered(self, call: Call, agent_id: str, at: float) -> Ticket | None:
+        """Record who answered; the answering agent owns an unassigned ticket.
+
+        Returns:
+            The ticket as stored now, or None if this answer was already recorded.
+        """
         return await self._repository.record_answer(call, agent_id, at)
 
     async def agent_rang(self, call: Call) -> None:
@@ -65,3 +69,15 @@ class TicketService:
 
     async def ticket(self, ticket_id: int) -> Ticket:
         return await self._repository.get_ticket(ticket_id)
+
+
+def answered_by(ticket: Ticket, agent_id: str, at: float) -> Ticket:
+    """The ticket once `agent_id` answered its call: an unassigned ticket becomes theirs.
+
+    The store applies the same rule when it records the answer; the pipeline uses this to
+    pop the ticket before that write comes back.
+    """
+    if ticket.assignee is not None:
+        return replace(ticket, updated_at=max(ticket.updated_at, at))
+    status = TicketStatus.ASSIGNED if ticket.status is TicketStatus.NEW else ticket.status
+    return replace(ticket, assignee=agent_id, status=status, updated_at=max(ticket.updated_at, at))
