@@ -68,7 +68,7 @@ def load_config(
         raise ConfigError([ConfigProblem(file, 1, "", "the file is empty")])
     lines: dict[KeyPath, int] = {}
     _index_lines(node, (), lines)
-    data = yaml.SafeLoader(text).get_single_data()
+    data = _Loader(text).get_single_data()
     if not isinstance(data, dict):
         raise ConfigError([ConfigProblem(file, 1, "", "the top level must be a mapping")])
     try:
@@ -106,6 +106,20 @@ def reveal(secret: SecretRef) -> SecretStr:
         return SecretStr(secret.file.read_text(encoding="utf-8").rstrip("\r\n"))
     except OSError as exc:
         raise LookupError(f"cannot read secret file {secret.file}: {exc.strerror}") from exc
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that keeps an impossible date (2026-02-30) as text for pydantic to report at its key."""
+
+
+def _timestamp_or_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> object:
+    try:
+        return loader.construct_yaml_timestamp(node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_or_text)
 
 
 def _unreadable_secrets(config: Config) -> list[tuple[KeyPath, str]]:

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import itertools
 import re
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
+    ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -141,6 +146,151 @@ class TicketRule(_Section):
     priority: Priority | None = None
 
 
+TicketStatusName = Literal["assigned", "in_progress", "waiting", "resolved", "closed"]
+FieldTypeName = Literal[
+    "text", "long_text", "number", "integer", "boolean", "date", "choice", "multi_choice", "phone", "email"
+]
+_KEY = r"^[a-z0-9][a-z0-9_-]*$"
+
+
+def _no_slash(label: str) -> str:
+    if "/" in label:
+        raise ValueError("a label cannot contain `/`: it separates the levels of a path")
+    if label != label.strip() or not label:
+        raise ValueError("a label cannot be blank or start or end with spaces")
+    return label
+
+
+Label = Annotated[str, AfterValidator(_no_slash)]
+
+
+class CategoryNodeConfig(_Section):
+    """One node of the category tree: 大类, 子类 or 场景."""
+
+    key: str = Field(pattern=_KEY, description="Stable code, e.g. network; unique among its siblings.")
+    zh: Label = Field(description="Chinese label, e.g. 网络问题; paths are stored with these.")
+    en: Label = Field(description="English label, e.g. Network.")
+    children: list[CategoryNodeConfig] = Field(default_factory=list, description="The next level down.")
+
+
+class CategoriesConfig(_Section):
+    """The three-level tree (大类 → 子类 → 场景); empty = categories are free text."""
+
+    min_depth: int = Field(
+        3,
+        ge=1,
+        le=3,
+        description="Levels a path needs unless it ends at a node without children (3 = down to a 场景).",
+    )
+    tree: list[CategoryNodeConfig] = Field(default_factory=list, description="The 大类, in display order.")
+
+    @model_validator(mode="after")
+    def _well_formed(self) -> CategoriesConfig:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        _check_level(self.tree, ("tree",), 1, problems)
+        _raise_located("CategoriesConfig", problems)
+        return self
+
+
+def _check_level(
+    nodes: list[CategoryNodeConfig],
+    loc: tuple[str | int, ...],
+    depth: int,
+    problems: list[tuple[tuple[str | int, ...], str]],
+) -> None:
+    seen: dict[str, set[str]] = {"key": set(), "zh": set(), "en": set()}
+    for index, node in enumerate(nodes):
+        for attr, folded in (("key", node.key), ("zh", node.zh), ("en", node.en.casefold())):
+            if folded in seen[attr]:
+                problems.append(
+                    ((*loc, index, attr), f"{getattr(node, attr)!r} is used by a sibling already")
+                )
+            seen[attr].add(folded)
+        if node.children and depth == 3:
+            problems.append(((*loc, index, "children"), "the tree has three levels: a 场景 has no children"))
+        _check_level(node.children, (*loc, index, "children"), depth + 1, problems)
+
+
+class PriorityNameConfig(_Section):
+    """A name for a priority code, e.g. 紧急 (urgent) = P2."""
+
+    key: str = Field(pattern=_KEY, description="Stable code, e.g. urgent.")
+    zh: Label = Field(description="Chinese name, e.g. 紧急.")
+    en: Label = Field(description="English name, e.g. Urgent.")
+    priority: Priority = Field(description="The code it stands for; one name per code.")
+
+
+class TicketFieldConfig(_Section):
+    """A custom ticket field (the standard ones are built in)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Field name, e.g. warranty_until.")
+    type: FieldTypeName = "text"
+    zh: str | None = Field(None, description="Chinese label (defaults to the name).")
+    en: str | None = Field(None, description="English label (defaults to the name).")
+    choices: list[str] | None = Field(None, description="The values of a choice or multi_choice field.")
+    pattern: str | None = Field(None, description="Regular expression a text value must match in full.")
+    max_length: int | None = Field(None, ge=1, description="Longest text accepted.")
+    min: float | None = Field(None, description="Smallest number accepted.")
+    max: float | None = Field(None, description="Largest number accepted.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TicketFieldConfig:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        if self.type in ("choice", "multi_choice"):
+            if not self.choices:
+                problems.append((("choices",), f"a {self.type} field needs at least one choice"))
+            else:
+                for index, choice in enumerate(self.choices):
+                    if not choice.strip() or choice != choice.strip():
+                        problems.append(
+                            (("choices", index), "a choice cannot be blank or padded with spaces")
+                        )
+                    elif self.choices.index(choice) != index:
+                        problems.append((("choices", index), f"{choice!r} is listed twice"))
+        elif self.choices is not None:
+            problems.append(
+                (("choices",), f"only choice and multi_choice fields have choices, not {self.type}")
+            )
+        if self.pattern is not None:
+            if self.type != "text":
+                problems.append((("pattern",), f"only text fields have a pattern, not {self.type}"))
+            else:
+                try:
+                    re.compile(self.pattern)
+                except re.error as exc:
+                    problems.append((("pattern",), f"not a regular expression: {exc}"))
+        if (self.min is not None or self.max is not None) and self.type not in ("number", "integer"):
+            problems.append((("min" if self.min is not None else "max",), "only numbers have min and max"))
+        if self.min is not None and self.max is not None and self.min > self.max:
+            problems.append((("min",), f"min {self.min:g} is more than max {self.max:g}"))
+        _raise_located("TicketFieldConfig", problems)
+        return self
+
+
+def _default_priority_names() -> list[PriorityNameConfig]:
+    return [
+        PriorityNameConfig(key="critical", zh="加急", en="Critical", priority="P1"),
+        PriorityNameConfig(key="urgent", zh="紧急", en="Urgent", priority="P2"),
+        PriorityNameConfig(key="regular", zh="常规", en="Regular", priority="P3"),
+    ]
+
+
+def _raise_located(title: str, problems: list[tuple[tuple[str | int, ...], str]]) -> None:
+    """Raise one error per problem at its own key path (pydantic prefixes the parents' path)."""
+    if problems:
+        raise ValidationError.from_exception_data(
+            title,
+            [
+                InitErrorDetails(
+                    type=PydanticCustomError("invalid_reference", "{reason}", {"reason": reason}),
+                    loc=loc,
+                    input=None,
+                )
+                for loc, reason in problems
+            ],
+        )
+
+
 class TicketConfig(_Section):
     number_prefix: str = Field("T-", max_length=10)
     number_width: int = Field(6, ge=3, le=12)
@@ -152,7 +302,64 @@ class TicketConfig(_Section):
     vip_priority: Priority = "P2"
     default_category: str | None = None
     history_size: int = Field(5, ge=0, le=100, description="Last N tickets shown in a pop.")
+    fields: list[TicketFieldConfig] = Field(
+        default_factory=list, description="Custom fields, besides the standard ones."
+    )
+    categories: CategoriesConfig = Field(
+        default_factory=CategoriesConfig, description="Category tree; rules must name paths in it."
+    )
+    priority_names: list[PriorityNameConfig] = Field(
+        default_factory=_default_priority_names, description="常规/紧急/加急 and the codes they stand for."
+    )
+    required_fields: dict[TicketStatusName, list[str]] = Field(
+        default_factory=lambda: {"resolved": ["resolution"], "closed": ["resolution"]},
+        description="Fields that must be filled in for a ticket to enter (and stay in) each status.",
+    )
     rules: list[TicketRule] = Field(default_factory=list, description="First match wins.")
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> TicketConfig:
+        # Imported here: the ticket core imports this module, so it cannot be imported at the top.
+        from cti_bridge.tickets.categories import CategoryTree
+        from cti_bridge.tickets.errors import CategoryError
+        from cti_bridge.tickets.fields import STANDARD_FIELD_NAMES
+
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        names = set(STANDARD_FIELD_NAMES)
+        for index, field in enumerate(self.fields):
+            if field.name in names:
+                what = "a standard field" if field.name in STANDARD_FIELD_NAMES else "listed twice"
+                problems.append((("fields", index, "name"), f"{field.name!r} is {what}"))
+            names.add(field.name)
+        for status, required in self.required_fields.items():
+            for index, name in enumerate(required):
+                if name not in names:
+                    problems.append((("required_fields", status, index), f"no field named {name!r}"))
+        for attr in ("key", "zh", "en", "priority"):
+            seen: set[str] = set()
+            for index, entry in enumerate(self.priority_names):
+                value = getattr(entry, attr).casefold()
+                if value in seen:
+                    problems.append(
+                        (("priority_names", index, attr), f"{getattr(entry, attr)!r} is used twice")
+                    )
+                seen.add(value)
+        tree = CategoryTree.from_config(self.categories)
+        if not tree.is_empty:
+            named = [(("rules", i, "category"), rule.category) for i, rule in enumerate(self.rules)]
+            for loc, category in [*named, (("default_category",), self.default_category)]:
+                if category is None:
+                    continue
+                # One spelling everywhere (stored tickets, reports): the Chinese labels.
+                try:
+                    canonical = tree.canonical(category)
+                except CategoryError as exc:
+                    problems.append((loc, str(exc)))
+                    continue
+                if canonical != category:
+                    problems.append((loc, f"write the category as {canonical!r}"))
+        _raise_located("TicketConfig", problems)
+        return self
 
 
 class MqttConfig(_Section):
@@ -237,6 +444,345 @@ class PhoneConfig(_Section):
     default_region: str = Field("CN", pattern=r"^[A-Z]{2}$", description="ISO country for numbers without +.")
 
 
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_CLOCK_TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
+_DAY_SPAN_SEPARATOR = ".."
+
+
+def _parse_clock_time(value: object) -> object:
+    """`09:00` -> seconds after local midnight; `24:00` is the end of the day."""
+    if isinstance(value, str):
+        match = _CLOCK_TIME.match(value.strip())
+        if not match or int(match[1]) > 24 or int(match[2]) > 59 or (int(match[1]) == 24 and int(match[2])):
+            raise ValueError(f"{value!r} is not a time of day; write HH:MM, e.g. 09:00 or 24:00")
+        return int(match[1]) * 3600 + int(match[2]) * 60
+    return value
+
+
+def _format_clock_time(seconds: int) -> str:
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
+
+
+ClockTime = Annotated[int, BeforeValidator(_parse_clock_time), Field(ge=0, le=86400)]
+
+
+def _parse_time_range(value: object) -> object:
+    if isinstance(value, str):
+        start, sep, end = value.partition("-")
+        if not sep:
+            raise ValueError(f"{value!r} is not a time range; write e.g. 09:00-12:00")
+        return {"start": _parse_clock_time(start), "end": _parse_clock_time(end)}
+    return value
+
+
+class _TimeRange(_Section):
+    """Working hours within one day, e.g. `09:00-12:00` (local time; `24:00` ends the day)."""
+
+    start: ClockTime
+    end: ClockTime
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> _TimeRange:
+        if self.end <= self.start:
+            end, start = _format_clock_time(self.end), _format_clock_time(self.start)
+            raise ValueError(f"ends at {end}, not after its start {start}")
+        return self
+
+    def __str__(self) -> str:
+        return f"{_format_clock_time(self.start)}-{_format_clock_time(self.end)}"
+
+
+TimeRange = Annotated[_TimeRange, BeforeValidator(_parse_time_range)]
+
+
+def _parse_day(value: object) -> date:
+    if isinstance(value, datetime):
+        raise ValueError(f"{value} has a time; give the day only, YYYY-MM-DD")
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ValueError(f"{value!r} is not a date; write YYYY-MM-DD") from None
+
+
+def _parse_day_span(value: object) -> object:
+    """`2026-10-01` or `2026-10-01..2026-10-07` (both days included)."""
+    if isinstance(value, str) and _DAY_SPAN_SEPARATOR in value:
+        first, _, last = value.partition(_DAY_SPAN_SEPARATOR)
+        return {"first": _parse_day(first), "last": _parse_day(last)}
+    if isinstance(value, dict):
+        return value
+    day = _parse_day(value)
+    return {"first": day, "last": day}
+
+
+class _DaySpan(_Section):
+    first: date
+    last: date
+
+    @model_validator(mode="after")
+    def _in_order(self) -> _DaySpan:
+        if self.last < self.first:
+            raise ValueError(f"{self.last} is before {self.first}")
+        return self
+
+    def days(self) -> list[date]:
+        return [self.first + timedelta(days=n) for n in range((self.last - self.first).days + 1)]
+
+
+DaySpan = Annotated[_DaySpan, BeforeValidator(_parse_day_span)]
+Day = Annotated[date, BeforeValidator(_parse_day)]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _weekday_keys(key: str) -> list[int]:
+    """`mon` -> [0]; `mon-fri` -> [0..4]; `sat-sun` -> [5, 6]."""
+    first, sep, last = key.strip().lower().partition("-")
+    if first not in _WEEKDAYS or (sep and last not in _WEEKDAYS):
+        raise ValueError(f"{key!r} is not a weekday or weekday range; write e.g. mon, sat or mon-fri")
+    start = _WEEKDAYS.index(first)
+    end = _WEEKDAYS.index(last) if sep else start
+    if end < start:
+        raise ValueError(f"{key!r} runs backwards; write the earlier day first, e.g. mon-fri")
+    return list(range(start, end + 1))
+
+
+class CalendarConfig(_Section):
+    """When the business clock runs: working hours per weekday, holidays and make-up workdays."""
+
+    timezone: str = Field("Asia/Shanghai", description="IANA time zone of the working hours.")
+    hours: dict[str, list[TimeRange]] = Field(
+        description="Weekday or weekday range (mon, mon-fri) -> working hours; a day not listed is closed."
+    )
+    holidays: list[DaySpan] = Field(
+        default_factory=list, description="Closed days: 2026-10-01 or 2026-10-01..2026-10-07."
+    )
+    workdays: list[Day] = Field(
+        default_factory=list,
+        description="Extra working days (调休 make-up days) with the hours of `workdays_like`.",
+    )
+    workdays_like: Weekday = Field("mon", description="Whose hours the extra working days keep.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a known time zone; write e.g. Asia/Shanghai") from None
+        return value
+
+    @field_validator("hours")
+    @classmethod
+    def _valid_week(cls, hours: dict[str, list[_TimeRange]]) -> dict[str, list[_TimeRange]]:
+        errors: list[tuple[tuple[str | int, ...], str]] = []
+        owner: dict[int, str] = {}
+        for key, ranges in hours.items():
+            try:
+                days = _weekday_keys(key)
+            except ValueError as exc:
+                errors.append(((key,), str(exc)))
+                continue
+            twice = [day for day in days if day in owner]
+            if twice:
+                names = ", ".join(_WEEKDAYS[day] for day in twice)
+                errors.append(((key,), f"{names} already given by {owner[twice[0]]!r}"))
+            owner.update(dict.fromkeys(days, key))
+            ordered = sorted(ranges, key=lambda r: r.start)
+            for before, after in itertools.pairwise(ordered):
+                if after.start < before.end:
+                    errors.append(((key,), f"{before} and {after} overlap"))
+        _raise_located("hours", errors)
+        if not any(hours.values()):
+            raise ValueError("no working hours at all; give e.g. `mon-fri: [09:00-18:00]`")
+        return hours
+
+    @model_validator(mode="after")
+    def _days_consistent(self) -> CalendarConfig:
+        holidays = {day for span in self.holidays for day in span.days()}
+        errors = [
+            (("workdays", index), f"{day} is also listed as a holiday")
+            for index, day in enumerate(self.workdays)
+            if day in holidays
+        ]
+        if self.workdays and not self.weekday_hours().get(_WEEKDAYS.index(self.workdays_like)):
+            errors.append((("workdays_like",), f"{self.workdays_like} has no working hours"))
+        _raise_located("CalendarConfig", errors)
+        return self
+
+    def weekday_hours(self) -> dict[int, tuple[_TimeRange, ...]]:
+        """Weekday (0 = Monday) -> its working hours in order."""
+        week: dict[int, tuple[_TimeRange, ...]] = {}
+        for key, ranges in self.hours.items():
+            for day in _weekday_keys(key):
+                week[day] = tuple(sorted(ranges, key=lambda r: r.start))
+        return week
+
+
+SlaClock = Literal["business", "always"]
+
+
+def _target_shorthand(value: object) -> object:
+    """`30m` is short for `{within: 30m}`."""
+    return value if isinstance(value, dict) else {"within": value}
+
+
+class _SlaTargetConfig(_Section):
+    within: Duration = Field(description="Allowed time, counted on the clock below.")
+    clock: SlaClock | None = Field(None, description="business or always (24x7); default sla.clock.")
+
+    @field_validator("within")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than zero")
+        return value
+
+
+SlaTargetConfig = Annotated[_SlaTargetConfig, BeforeValidator(_target_shorthand)]
+
+
+class PriorityTargets(_Section):
+    first_response: SlaTargetConfig | None = Field(None, description="From creation to first agent response.")
+    resolution: SlaTargetConfig | None = Field(None, description="From creation to resolved.")
+
+
+_ROLES = ("assignee", "supervisor", "team")
+
+
+def _known_recipient(value: str) -> str:
+    if value in _ROLES or (value.startswith("user:") and len(value) > len("user:")):
+        return value
+    raise ValueError(f"{value!r} is not a recipient; write assignee, supervisor, team or user:<id>")
+
+
+Recipient = Annotated[str, AfterValidator(_known_recipient)]
+
+
+class SlaWarningConfig(_Section):
+    at: float | None = Field(
+        0.8, gt=0, lt=1, description="Warn when this fraction of the allowed time is used; null = never."
+    )
+    notify: list[Recipient] = Field(default_factory=lambda: ["assignee"])
+
+
+class EscalationConfig(_Section):
+    """What happens when a target is breached (once per ticket and target)."""
+
+    raise_priority: bool = Field(True, description="Raise the priority one level (P3 -> P2); P1 stays.")
+    notify: list[Recipient] = Field(default_factory=lambda: ["assignee", "supervisor"])
+    reassign_to_supervisor: bool = Field(False, description="Hand the ticket to its team's supervisor.")
+
+
+class EscalationPolicies(_Section):
+    first_response: EscalationConfig = EscalationConfig()
+    resolution: EscalationConfig = EscalationConfig()
+
+
+class SlaConfig(_Section):
+    """Per-priority targets, the business calendar they may count on, warning and escalation."""
+
+    calendar: CalendarConfig | None = Field(None, description="Needed by targets on the business clock.")
+    clock: SlaClock = Field("business", description="Targets' default clock: business or always (24x7).")
+    targets: dict[Priority, PriorityTargets] = Field(default_factory=dict)
+    warning: SlaWarningConfig = SlaWarningConfig()
+    escalation: EscalationPolicies = EscalationPolicies()
+
+    @model_validator(mode="after")
+    def _business_needs_a_calendar(self) -> SlaConfig:
+        if self.calendar is not None:
+            return self
+        errors = [
+            (("targets", priority, name), "counts on the business clock, but sla.calendar is not set")
+            for priority, targets in self.targets.items()
+            for name in ("first_response", "resolution")
+            if (target := getattr(targets, name)) is not None and (target.clock or self.clock) == "business"
+        ]
+        _raise_located("SlaConfig", errors)
+        return self
+
+
+class TeamConfig(_Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.@-]+$", description="Named by agents[].team.")
+    label: str = ""
+    supervisor: str | None = Field(
+        None, description="User id of the supervisor: receives escalations and tickets nobody can take."
+    )
+
+
+class DispatchSkills(_Section):
+    by_category: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Category path or prefix -> skills an agent needs; the longest matching prefix wins.",
+    )
+    by_queue: dict[str, list[str]] = Field(default_factory=dict, description="Queue -> skills needed.")
+
+
+class DispatchWeights(_Section):
+    load: float = Field(1.0, ge=0, description="Weight of open tickets / load cap.")
+    response: float = Field(0.5, ge=0, description="Weight of median first response / response_reference.")
+
+
+class DispatchConfig(_Section):
+    """How a callback ticket (missed, abandoned, after-hours call) picks its agent."""
+
+    skills: DispatchSkills = DispatchSkills()
+    load_cap: int = Field(10, ge=1, description="An agent with this many open tickets gets no more.")
+    load_caps: dict[str, int] = Field(default_factory=dict, description="Agent id -> own load cap.")
+    vip_team: str | None = Field(None, description="Team that alone takes VIP customers' tickets.")
+    default_team: str | None = Field(None, description="Team whose queue holds tickets nobody can take.")
+    when_nobody: Literal["queue", "supervisor"] = Field(
+        "queue", description="Nobody qualifies: leave it in the team queue, or give it to the supervisor."
+    )
+    urgent_queues: list[str] = Field(default_factory=list, description="Queues always dispatched first.")
+    weights: DispatchWeights = DispatchWeights()
+    response_reference: Duration = Field(
+        timedelta(minutes=30), description="A median first response this slow or slower scores as slowest."
+    )
+
+    @field_validator("load_caps")
+    @classmethod
+    def _caps_positive(cls, caps: dict[str, int]) -> dict[str, int]:
+        errors = [((agent,), "a load cap is at least 1") for agent, cap in caps.items() if cap < 1]
+        _raise_located("load_caps", errors)
+        return caps
+
+
+def _workflow_references(config: Config) -> list[tuple[tuple[str | int, ...], str]]:
+    """Names that must point at something defined elsewhere in the file."""
+    teams = {team.name for team in config.teams}
+    agents = {agent.id for agent in config.agents}
+    errors: list[tuple[tuple[str | int, ...], str]] = []
+    if config.teams:
+        errors += [
+            (("agents", index, "team"), f"unknown team {agent.team!r}; teams are {sorted(teams)}")
+            for index, agent in enumerate(config.agents)
+            if agent.team is not None and agent.team not in teams
+        ]
+    for key in ("vip_team", "default_team"):
+        name = getattr(config.dispatch, key)
+        if name is not None and name not in teams:
+            errors.append((("dispatch", key), f"unknown team {name!r}; define it under teams:"))
+    errors += [
+        (("dispatch", "load_caps", agent), f"unknown agent {agent!r}")
+        for agent in config.dispatch.load_caps
+        if agent not in agents
+    ]
+    skills = {skill for agent in config.agents for skill in agent.skills}
+    for section, mapping in (
+        ("by_category", config.dispatch.skills.by_category),
+        ("by_queue", config.dispatch.skills.by_queue),
+    ):
+        for key, needed in mapping.items():
+            errors += [
+                (("dispatch", "skills", section, key, index), f"no agent has the skill {skill!r}")
+                for index, skill in enumerate(needed)
+                if skill not in skills
+            ]
+    return errors
+
+
 class Config(_Section):
     """The whole daemon configuration."""
 
@@ -248,11 +794,20 @@ class Config(_Section):
     store: StoreConfig = StoreConfig()
     transcription: TranscriptionConfig = TranscriptionConfig(enabled=False)
     logging: LoggingConfig = LoggingConfig()
+    teams: list[TeamConfig] = Field(default_factory=list, description="Teams named by agents[].team.")
+    sla: SlaConfig = SlaConfig()
+    dispatch: DispatchConfig = DispatchConfig()
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
         _require_unique("pbxs", [pbx.name for pbx in self.pbxs])
         _require_unique("agents", [agent.id for agent in self.agents])
+        return self
+
+    @model_validator(mode="after")
+    def _workflow_names_resolve(self) -> Config:
+        _require_unique("teams", [team.name for team in self.teams])
+        _raise_located("Config", _workflow_references(self))
         return self
 
 
@@ -266,8 +821,13 @@ def _require_unique(section: str, names: list[str]) -> None:
 
 __all__ = [
     "AgentConfig",
+    "CalendarConfig",
+    "CategoriesConfig",
+    "CategoryNodeConfig",
     "Config",
+    "DispatchConfig",
     "Duration",
+    "EscalationConfig",
     "LanguageRule",
     "LoggingConfig",
     "ModelConfig",
@@ -275,11 +835,15 @@ __all__ = [
     "PathMapping",
     "PbxConfig",
     "Priority",
+    "PriorityNameConfig",
     "RuleMatch",
     "SecretRef",
     "SecretStr",
+    "SlaConfig",
     "StoreConfig",
+    "TeamConfig",
     "TicketConfig",
+    "TicketFieldConfig",
     "TicketRule",
     "TranscriptionConfig",
 ]
