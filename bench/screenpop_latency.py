@@ -40,6 +40,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -381,7 +382,10 @@ async def subscribe(port: int, prefix: str) -> None:
                 continue
             pop = json.loads(payload)
             if pop.get("event") == "answered":
-                print(f"answered {pop['call']['linkedid']} {arrived!r}", flush=True)
+                # The daemon stamps when it read the event and when it published the pop
+                # (milliseconds): they split the latency into its stretches.
+                read, sent = (datetime.fromisoformat(pop[k]).timestamp() for k in ("event_at", "sent_at"))
+                print(f"answered {pop['call']['linkedid']} {arrived!r} {read!r} {sent!r}", flush=True)
 
 
 class PopInbox:
@@ -389,6 +393,7 @@ class PopInbox:
 
     def __init__(self) -> None:
         self.answered_at: dict[str, float] = {}
+        self.stamps: dict[str, tuple[float, float]] = {}  # the daemon's (read event, sent pop)
         self.floor_at: dict[int, float] = {}
         self._process: asyncio.subprocess.Process | None = None
 
@@ -404,11 +409,12 @@ class PopInbox:
     async def collect(self) -> None:
         assert self._process is not None and self._process.stdout is not None
         async for line in self._process.stdout:
-            kind, key, arrived = line.decode().split()
+            kind, key, arrived, *stamps = line.decode().split()
             if kind == "floor":
                 self.floor_at[int(key)] = float(arrived)
-            else:
-                self.answered_at.setdefault(key, float(arrived))
+            elif key not in self.answered_at:
+                self.answered_at[key] = float(arrived)
+                self.stamps[key] = (float(stamps[0]), float(stamps[1]))
 
     async def stop(self) -> None:
         if self._process is not None and self._process.returncode is None:
@@ -476,9 +482,14 @@ async def run_rate(
         stop.set()
         await sampler
     elapsed = time.perf_counter() - started
-    latencies = [
-        (inbox.answered_at[c] - server.answer_sent_at[c]) * 1000 for c in expected if c in inbox.answered_at
-    ]
+    arrived, sent = inbox.answered_at, server.answer_sent_at
+    popped = [c for c in expected if c in arrived]
+    latencies = [(arrived[c] - sent[c]) * 1000 for c in popped]
+    stretches = {
+        "socket_to_read": [(inbox.stamps[c][0] - sent[c]) * 1000 for c in popped],
+        "read_to_published": [(inbox.stamps[c][1] - inbox.stamps[c][0]) * 1000 for c in popped],
+        "published_to_subscriber": [(arrived[c] - inbox.stamps[c][1]) * 1000 for c in popped],
+    }
     figures: dict[str, Any] = {
         "calls": len(expected),
         "events": len(schedule),
@@ -486,6 +497,8 @@ async def run_rate(
         "pops_missing": len(expected) - len(latencies),
         "sender_worst_lag_ms": round(lag * 1000, 1),
         "answered_pop": percentiles(latencies),
+        # From the daemon's millisecond stamps: where the time went.
+        "stretches_ms": {name: percentiles(values) for name, values in stretches.items()},
         "memory_peak_mib": {
             "daemon": round(peak.daemon_mib, 1),
             "workers": [round(w, 1) for w in peak.worker_mib],

@@ -306,14 +306,12 @@ def _caller_queries(who: str, where: str, key: object) -> dict[str, tuple[str, t
             " AND updated_at >= ? ORDER BY updated_at DESC LIMIT 1",
             (key, *_OPEN_STATUSES, NOW),
         ),
-        f"caller_history_open_by_{who}": (
-            f"SELECT {_COLUMNS} FROM tickets WHERE ({where}) AND {_OPEN_IN}"
-            " ORDER BY updated_at DESC LIMIT 50",
-            (key, *_OPEN_STATUSES),
-        ),
-        f"caller_history_recent_by_{who}": (
-            f"SELECT {_COLUMNS} FROM tickets WHERE {where} ORDER BY created_at DESC LIMIT ?",
-            (key, 5),
+        f"caller_history_by_{who}": (
+            f"SELECT * FROM (SELECT 'open' AS list, {_COLUMNS} FROM tickets"
+            f" WHERE ({where}) AND {_OPEN_IN} ORDER BY updated_at DESC LIMIT 50)"
+            f" UNION ALL SELECT * FROM (SELECT 'recent' AS list, {_COLUMNS} FROM tickets"
+            f" WHERE {where} ORDER BY created_at DESC LIMIT ?)",
+            (key, *_OPEN_STATUSES, key, 5),
         ),
     }
 
@@ -331,10 +329,6 @@ QUERIES: dict[str, tuple[str, tuple[Any, ...]]] = {
     ),
     **_caller_queries("customer", "customer_id = ?", 1),
     **_caller_queries("caller_number", "caller_number = ?", "+13120000001"),
-    "create_ticket_for_call_existing": (
-        "SELECT ticket_id FROM calls WHERE pbx = ? AND linkedid = ?",
-        (PBX, "x"),
-    ),
     "create_ticket_number": ("UPDATE tickets SET number = ? WHERE id = ?", ("T-1", 1)),
     "ticket_by_id": (f"SELECT {_COLUMNS} FROM tickets WHERE id = ?", (1,)),
 }

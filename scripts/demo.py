@@ -172,7 +172,7 @@ def prepare_work_dir(mqtt_port: int) -> None:
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
     (WORK / "mosquitto.conf").write_text(
-        f"listener {mqtt_port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        f"listener {mqtt_port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n"
     )
     (WORK / "customers.csv").write_text(CUSTOMERS, encoding="utf-8")
 

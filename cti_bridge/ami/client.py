@@ -25,7 +25,7 @@ import structlog
 from panoramisk.ami_protocol import AMIProtocol
 from pydantic import SecretStr
 
-from cti_bridge.ami.mapping import HANDLED_EVENTS, live_channel_names, map_live_channels
+from cti_bridge.ami.mapping import live_channel_names, map_live_channels, wanted
 from cti_bridge.calls import events as ev
 from cti_bridge.config.model import PbxConfig
 
@@ -187,7 +187,7 @@ class AmiClient:
     def _on_event(self, _session: object, message: Any) -> None:
         # Runs inside panoramisk's data_received: enqueue and nothing else.
         self.events_received += 1
-        if message.get("Event") in HANDLED_EVENTS:
+        if wanted(message):
             self._sink(AmiFrame(self.name, message, time.time()))
 
     def _close(self) -> None:

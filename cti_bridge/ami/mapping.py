@@ -10,6 +10,7 @@ from cti_bridge.calls import events as ev
 Message = Mapping[str, Any]
 
 _UNKNOWN = frozenset({"", "<unknown>"})
+_RECORDING_VARIABLE = "MIXMONITOR_FILENAME"  # MixMonitor sets it to the file it records into
 # Headers every channel event carries; what remains of a UserEvent is its own payload.
 _CHANNEL_HEADERS = frozenset(
     h.lower()
@@ -197,7 +198,7 @@ def _newexten(pbx: str, m: Message, at: float) -> ev.DialplanEntered:
 
 def _varset(pbx: str, m: Message, at: float) -> ev.RecordingStarted | None:
     # panoramisk 1.4 drops an empty last header, so a cleared variable has no Value at all.
-    if _text(m, "Variable") != "MIXMONITOR_FILENAME" or not _text(m, "Value"):
+    if _text(m, "Variable") != _RECORDING_VARIABLE or not _text(m, "Value"):
         return None
     return ev.RecordingStarted(pbx=pbx, at=at, **_ids(m), path=_text(m, "Value"))
 
@@ -328,6 +329,15 @@ _MAPPERS: dict[str, Callable[[str, Message, float], ev.CallEvent | None]] = {
     "UserEvent": _userevent,
 }
 
-# The events worth reading: a busy PBX sends several times as many that the product ignores
-# (Newstate, BridgeCreate, QueueMemberStatus, ...), and these are dropped as they arrive.
+# The events worth reading. A busy PBX sends about as many again that the product ignores
+# (Newstate, DeviceStateChange, Cdr, ...), and a quarter of a call's events are VarSets of
+# dialplan variables other than the recording's: `wanted` drops those as they arrive.
 HANDLED_EVENTS = frozenset(_MAPPERS)
+
+
+def wanted(message: Message) -> bool:
+    """Whether `map_message` could make anything of this event (a cheap look at two headers)."""
+    name = message.get("Event")
+    if name == "VarSet":
+        return message.get("Variable") == _RECORDING_VARIABLE
+    return name in HANDLED_EVENTS

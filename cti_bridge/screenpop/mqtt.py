@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import random
 import socket
 
@@ -17,6 +18,7 @@ from cti_bridge.screenpop.outputs import OutboundMessage
 log = structlog.get_logger(__name__)
 
 _ONLINE, _OFFLINE = b"online", b"offline"
+_IN_FLIGHT = 20  # paho's default limit of unacknowledged QoS 1 messages
 
 
 class MqttPublisher:
@@ -83,19 +85,40 @@ class MqttPublisher:
         self._wakeup.set()
 
     async def _drain(self, client: aiomqtt.Client) -> None:
-        qos = self._config.qos
         while True:
             while self._pending:
-                message = self._pending[0]
-                await client.publish(
-                    self.topic(message.topic), message.payload, qos=qos, retain=message.retain
-                )
-                self._pending.popleft()  # only once the broker has it: nothing lost on a drop
-                self.published += 1
+                await self._publish_window(client)
             if self._stopping:
                 return
             self._wakeup.clear()
             await self._wakeup.wait()
+
+    async def _publish_window(self, client: aiomqtt.Client) -> None:
+        """Publish up to `_IN_FLIGHT` of the oldest messages at once.
+
+        A QoS 1 publish waits for the broker's PUBACK; one at a time, the queue would move
+        at one message per broker round trip, and a pop would wait behind every notice
+        before it. paho sends them in order on the one connection. A message leaves the
+        queue only once the broker has it: after a failure, any that did get through may
+        be sent again (QoS 1 is at-least-once anyway).
+        """
+        window = list(itertools.islice(self._pending, _IN_FLIGHT))
+        sends = [
+            asyncio.create_task(self._send(client, message), name=f"mqtt-publish-{n}")
+            for n, message in enumerate(window)
+        ]
+        outcomes = await asyncio.gather(*sends, return_exceptions=True)
+        for message, outcome in zip(window, outcomes, strict=True):
+            if outcome is not None:
+                raise outcome
+            if self._pending and self._pending[0] is message:  # unless dropped meanwhile
+                self._pending.popleft()
+                self.published += 1
+
+    async def _send(self, client: aiomqtt.Client, message: OutboundMessage) -> None:
+        await client.publish(
+            self.topic(message.topic), message.payload, qos=self._config.qos, retain=message.retain
+        )
 
     def _client(self, status_topic: str) -> aiomqtt.Client:
         config = self._config

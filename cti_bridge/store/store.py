@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -166,19 +167,18 @@ class Store:
         where, params = _caller_filter(customer.id if customer else None, phone)
         if where is None:
             return CallerHistory(customer=customer, open_tickets=(), recent_tickets=())
-        open_rows = await self._db.fetchall(
-            f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE ({where}) AND status IN ({_OPEN_SQL})"
-            " ORDER BY updated_at DESC LIMIT 50",
-            (*params, *_OPEN),
-        )
-        recent_rows = await self._db.fetchall(
-            f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE {where} ORDER BY created_at DESC LIMIT ?",
-            (*params, limit),
+        # Both lists in one statement: each is its own indexed subquery.
+        rows = await self._db.fetchall(
+            f"SELECT * FROM (SELECT 'open' AS list, {_TICKET_COLUMNS} FROM tickets"
+            f" WHERE ({where}) AND status IN ({_OPEN_SQL}) ORDER BY updated_at DESC LIMIT 50)"
+            f" UNION ALL SELECT * FROM (SELECT 'recent' AS list, {_TICKET_COLUMNS} FROM tickets"
+            f" WHERE {where} ORDER BY created_at DESC LIMIT ?)",
+            (*params, *_OPEN, *params, limit),
         )
         return CallerHistory(
             customer=customer,
-            open_tickets=tuple(_summary(r) for r in open_rows),
-            recent_tickets=tuple(_summary(r) for r in recent_rows),
+            open_tickets=tuple(_summary(r) for r in rows if r["list"] == "open"),
+            recent_tickets=tuple(_summary(r) for r in rows if r["list"] == "recent"),
         )
 
     async def reusable_ticket(
@@ -197,10 +197,15 @@ class Store:
     async def create_ticket_for_call(
         self, new: NewTicket, call: Call, caller_e164: str | None, at: float
     ) -> tuple[Ticket, bool]:
+        try:
+            return await self._create_ticket_for_call(new, call, caller_e164, at), True
+        except sqlite3.IntegrityError as exc:
+            return await self._ticket_of_recorded_call(call, exc), False
+
+    async def _create_ticket_for_call(
+        self, new: NewTicket, call: Call, caller_e164: str | None, at: float
+    ) -> Ticket:
         async with self._db.transaction() as tx:
-            existing = await _ticket_id_for_call(tx, call)
-            if existing is not None:
-                return await self._ticket_in(tx, existing), False
             inserted = await tx.fetchone(
                 "INSERT INTO tickets (status, priority, category, rule, subject, description,"
                 " customer_id, caller_number, caller_name, did, queue, created_at, updated_at)"
@@ -242,21 +247,32 @@ class Store:
                     "priority": new.priority,
                 },
             )
-            return _ticket(row), True
+            return _ticket(row)
 
     async def attach_call(
         self, ticket_id: int, call: Call, caller_e164: str | None, at: float
     ) -> tuple[Ticket, bool]:
-        async with self._db.transaction() as tx:
-            existing = await _ticket_id_for_call(tx, call)
-            if existing is not None:
-                return await self._ticket_in(tx, existing), False
-            await _insert_call(tx, ticket_id, call, caller_e164)
-            await tx.execute(
-                "UPDATE tickets SET updated_at = MAX(updated_at, ?) WHERE id = ?", (at, ticket_id)
-            )
-            await _event(tx, ticket_id, at, "call_attached", "system", {"call": str(call.key)})
-            return await self._ticket_in(tx, ticket_id), True
+        try:
+            async with self._db.transaction() as tx:
+                await _insert_call(tx, ticket_id, call, caller_e164)
+                row = await tx.fetchone(
+                    "UPDATE tickets SET updated_at = MAX(updated_at, ?) WHERE id = ?"
+                    f" RETURNING {_TICKET_COLUMNS}",
+                    (at, ticket_id),
+                )
+                assert row is not None
+                await _event(tx, ticket_id, at, "call_attached", "system", {"call": str(call.key)})
+                return _ticket(row), True
+        except sqlite3.IntegrityError as exc:
+            return await self._ticket_of_recorded_call(call, exc), False
+
+    async def _ticket_of_recorded_call(self, call: Call, refused: sqlite3.IntegrityError) -> Ticket:
+        """The call already has a ticket (a reconnect, a restart, another daemon on the same
+        file): the calls table's UNIQUE (pbx, linkedid) refused it, and the insert rolled back."""
+        ticket = await self.ticket_for_call(call.key.pbx, call.key.linkedid)
+        if ticket is None:  # some other constraint
+            raise refused
+        return ticket
 
     async def record_rang(self, call: Call) -> None:
         await self._db.execute(
@@ -378,11 +394,6 @@ class Store:
         row = await self._db.fetchone(f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = ?", (ticket_id,))
         if row is None:
             raise LookupError(f"no ticket with id {ticket_id}")
-        return _ticket(row)
-
-    async def _ticket_in(self, tx: Session, ticket_id: int) -> Ticket:
-        row = await tx.fetchone(f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = ?", (ticket_id,))
-        assert row is not None
         return _ticket(row)
 
     # -- recordings and transcription jobs -------------------------------------
@@ -659,14 +670,6 @@ def _caller_filter(customer_id: int | None, phone: str | None) -> tuple[str | No
     if phone is not None:
         return "caller_number = ?", (phone,)
     return None, ()
-
-
-async def _ticket_id_for_call(tx: Session, call: Call) -> int | None:
-    row = await tx.fetchone(
-        "SELECT ticket_id FROM calls WHERE pbx = ? AND linkedid = ?",
-        (call.key.pbx, call.key.linkedid),
-    )
-    return int(row["ticket_id"]) if row else None
 
 
 async def _insert_call(tx: Session, ticket_id: int, call: Call, caller: str | None) -> None:

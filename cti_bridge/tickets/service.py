@@ -33,23 +33,20 @@ class TicketService:
         """
         repo = self._repository
         caller = to_e164(call.caller_number, self._region)
-        existing = await repo.ticket_for_call(call.key.pbx, call.key.linkedid)
         customer = await repo.customer_by_phone(caller) if caller else None
         customer_id = customer.id if customer else None
-        if existing is not None:
-            ticket, created, attached = existing, False, False
+        window = self._config.reuse_open_ticket_within.total_seconds()
+        reusable = None
+        if caller is not None:
+            reusable = await repo.reusable_ticket(customer_id, caller, call.started_at - window)
+        # Both return the call's own ticket, and False, when the call is already recorded.
+        if reusable is not None:
+            ticket, attached = await repo.attach_call(reusable.id, call, caller, call.started_at)
+            created = False
         else:
-            window = self._config.reuse_open_ticket_within.total_seconds()
-            reusable = None
-            if caller is not None:
-                reusable = await repo.reusable_ticket(customer_id, caller, call.started_at - window)
-            if reusable is not None:
-                ticket, attached = await repo.attach_call(reusable.id, call, caller, call.started_at)
-                created = False
-            else:
-                new = prefill(call, caller, customer, self._config)
-                ticket, created = await repo.create_ticket_for_call(new, call, caller, call.started_at)
-                attached = created
+            new = prefill(call, caller, customer, self._config)
+            ticket, created = await repo.create_ticket_for_call(new, call, caller, call.started_at)
+            attached = created
         history = await repo.caller_history(customer, caller, self._config.history_size)
         return TicketForCall(ticket, history, caller, created, attached)
 

@@ -38,11 +38,16 @@ class VoskEngine:
         vosk.SetLogLevel(-1)
         self._chunk_frames = chunk_frames
         self._models: dict[str, vosk.Model] = {}
-        # Each recording gets a new recognizer. A reused one is faster on short files (a new
-        # one spends about a second warming its lookahead graph cache), and current Vosk
-        # sources rebuild the feature pipeline after FinalResult(); a fresh one makes sure no
-        # state of one caller's recording can shape another's transcript, whatever the
-        # installed Vosk does. The benchmarks (issue #3) weigh what this costs.
+        # Each recording gets a new recognizer. With vosk 0.3.45 a reused one changed 13 of
+        # 14 transcripts in bench/transcription.py (words, confidences, and start times that
+        # count on from the previous recording), so one caller's audio would shape another's
+        # transcript. The price, measured there: 1.6-2.0x the time on 2-10 s prompts. py-spy
+        # puts about 75 % of a fresh recognizer's time in composing the lookahead graph
+        # (HCLr.fst with Gr.fst) into its own cache, 5 % in the acoustic model; a model that
+        # ships a precompiled graph/HCLG.fst, which Vosk shares between recognizers, would not
+        # pay it. Even fresh recognizers are not fully isolated: the same file decoded after
+        # different files in the same process gives slightly different words and confidences
+        # (the same history gives the same output); only a process per recording isolates fully.
 
     def load_model(self, model_path: str) -> float:
         """Load a model unless it is already loaded.

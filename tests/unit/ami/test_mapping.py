@@ -3,8 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from cti_bridge.ami.mapping import MalformedEvent, map_live_channels, map_message
+from cti_bridge.ami.mapping import MalformedEvent, map_live_channels, map_message, wanted
 from cti_bridge.calls import events as ev
+from tests.support.ami_replay import messages_of_capture
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "ami"
 
@@ -145,3 +146,16 @@ def test_core_show_channels_response_becomes_a_snapshot():
     assert queued.application_data == "support,,,,20"
     assert queued.bridged and queued.up and queued.caller_number == "+15551230003"
     assert next(c for c in snapshot.channels if c.application == "Wait").duration_seconds == 1
+
+
+@pytest.mark.parametrize("capture", ["call1", "dial", "queue"])
+def test_the_arrival_filter_keeps_every_event_the_mapping_uses(capture):
+    messages = messages_of_capture(FIXTURES / f"{capture}_raw_passive_rx.ami")
+    used = [m for m in messages if map_message("p", m, 0.0) is not None]
+    dropped = [m for m in messages if not wanted(m)]
+
+    assert used and all(wanted(m) for m in used)
+    # What it drops is most of the stream: the ignored events and the other variables' VarSets.
+    assert len(dropped) > len(messages) / 3
+    assert any(m["Event"] == "VarSet" for m in dropped)
+    assert not any(m["Event"] == "VarSet" and m["Variable"] == "MIXMONITOR_FILENAME" for m in dropped)
