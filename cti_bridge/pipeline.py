@@ -7,7 +7,7 @@ import itertools
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import structlog
@@ -67,14 +67,14 @@ class CallPipeline:
         self._queue: asyncio.Queue[AmiFrame | ev.CallEvent] = asyncio.Queue()
         self._open: dict[CallKey, TicketForCall] = {}
         self._answered_by: dict[CallKey, str] = {}  # answers this session popped
-        self._handlers: dict[type, Callable[[Any], Awaitable[None]]] = {
+        self._handlers: dict[type, Callable[[Any, float, bool], Awaitable[None]]] = {
             CallQualified: self._on_call_qualified,
             AgentRang: self._on_agent_rang,
             AgentAnswered: self._on_agent_answered,
             RecordingAnnounced: self._on_recording_announced,
             CallEnded: self._on_call_ended,
         }
-        self._lanes: dict[str, deque[tuple[CallUpdate, float]]] = {}
+        self._lanes: dict[str, deque[_Work]] = {}
         self._lane_of_call: dict[CallKey, str] = {}
         self._lane_group: asyncio.TaskGroup | None = None
         self._lane_numbers = itertools.count(1)
@@ -129,13 +129,15 @@ class CallPipeline:
             return
         for update in self._tracker.handle(event):
             if update.call.direction is Direction.INBOUND:
-                self._to_lane(update, event.at)
+                popped = self._pop_at_once(update, event.at)
+                self._to_lane(_Work(update, event.at, popped))
         if isinstance(event, ev.LiveChannelsListed):
             await self._close_calls_ended_while_away(event)
 
     # -- lanes -------------------------------------------------------------------
 
-    def _to_lane(self, update: CallUpdate, event_at: float) -> None:
+    def _to_lane(self, work: _Work) -> None:
+        update = work.update
         call = update.call
         # A call keeps the lane it started in, whatever its later updates say.
         lane = self._lane_of_call.get(call.key) or _caller_lane(call)
@@ -147,20 +149,20 @@ class CallPipeline:
         self._lanes_idle.clear()
         waiting = self._lanes.get(lane)
         if waiting is not None:
-            waiting.append((update, event_at))
+            waiting.append(work)
             return
         assert self._lane_group is not None, "CallPipeline.run() owns the lanes"
-        waiting = self._lanes[lane] = deque([(update, event_at)])
+        waiting = self._lanes[lane] = deque([work])
         self._lane_group.create_task(
             self._work_lane(lane, waiting), name=f"call-lane-{next(self._lane_numbers)}"
         )
 
-    async def _work_lane(self, lane: str, waiting: deque[tuple[CallUpdate, float]]) -> None:
+    async def _work_lane(self, lane: str, waiting: deque[_Work]) -> None:
         try:
             while waiting:
-                update, event_at = waiting.popleft()
+                work = waiting.popleft()
                 try:
-                    await self._apply(update, event_at)
+                    await self._apply(work)
                 finally:
                     self._updates_pending -= 1
                     if self._updates_pending == 0:
@@ -170,10 +172,11 @@ class CallPipeline:
             # caller either made it into `waiting` or will start a new lane.
             del self._lanes[lane]
 
-    async def _apply(self, update: CallUpdate, event_at: float) -> None:
+    async def _apply(self, work: _Work) -> None:
+        update = work.update
         with structlog.contextvars.bound_contextvars(call=str(update.call.key)):
             try:
-                await self._handlers[type(update)](update, event_at)
+                await self._handlers[type(update)](update, work.event_at, work.popped)
             except Exception:
                 # One call's failure (a store error, say) must not stop the others.
                 self.failed += 1
@@ -183,7 +186,7 @@ class CallPipeline:
 
     # -- handlers --------------------------------------------------------------
 
-    async def _on_call_qualified(self, update: CallQualified, event_at: float) -> None:
+    async def _on_call_qualified(self, update: CallQualified, event_at: float, _popped: bool) -> None:
         opened = await self._tickets.open_for_call(update.call)
         self._open[update.call.key] = opened
         ticket = opened.ticket
@@ -204,22 +207,18 @@ class CallPipeline:
         for path in update.call.recordings:
             await self._recordings.announced(update.call, path)
 
-    async def _on_agent_rang(self, update: AgentRang, event_at: float) -> None:
-        opened = await self._ticket_for(update.call)
-        self._pop("ringing", update.agent_id, update.call, opened, event_at)
+    async def _on_agent_rang(self, update: AgentRang, event_at: float, popped: bool) -> None:
+        if not popped:
+            opened = await self._ticket_for(update.call)
+            self._pop("ringing", update.agent_id, update.call, opened, event_at)
         await self._tickets.agent_rang(update.call)
 
-    async def _on_agent_answered(self, update: AgentAnswered, event_at: float) -> None:
+    async def _on_agent_answered(self, update: AgentAnswered, event_at: float, popped: bool) -> None:
         call, agent_id = update.call, update.agent_id
-        opened = await self._ticket_for(call)
-        if opened.attached and self._answered_by.get(call.key) != agent_id:
-            # This session recorded the call, so it knows no earlier answer by this agent:
-            # the agent is waiting for the pop, and it need not wait for the write.
-            self._answered_by[call.key] = agent_id
-            opened = self._open[call.key] = replace(
-                opened, ticket=answered_by(opened.ticket, agent_id, event_at)
-            )
-            self._pop("answered", agent_id, call, opened, event_at)
+        if not popped:
+            opened = await self._ticket_for(call)
+            popped = self._pop_answer(call, agent_id, event_at, opened)
+        if popped:
             ticket = await self._tickets.agent_answered(call, agent_id, event_at)
         else:
             # A call known from before a restart or reconnect: only the store knows whether
@@ -232,11 +231,13 @@ class CallPipeline:
         if ticket is not None:
             self._notify("call_answered", ticket, event_at, agent_id=agent_id)
 
-    async def _on_recording_announced(self, update: RecordingAnnounced, _event_at: float) -> None:
+    async def _on_recording_announced(
+        self, update: RecordingAnnounced, _event_at: float, _popped: bool
+    ) -> None:
         await self._ticket_for(update.call)
         await self._recordings.announced(update.call, update.path)
 
-    async def _on_call_ended(self, update: CallEnded, event_at: float) -> None:
+    async def _on_call_ended(self, update: CallEnded, event_at: float, _popped: bool) -> None:
         call = update.call
         self._answered_by.pop(call.key, None)
         opened = self._open.pop(call.key, None) or await self._tickets.open_for_call(call)
@@ -283,7 +284,33 @@ class CallPipeline:
                 outcome=Outcome.ANSWERED if open_call.answered_at else Outcome.LOST,
                 recordings=open_call.recordings,
             )
-            self._to_lane(CallEnded(call), event.at)
+            self._to_lane(_Work(CallEnded(call), event.at))
+
+    # -- pops -------------------------------------------------------------------
+
+    def _pop_at_once(self, update: CallUpdate, event_at: float) -> bool:
+        """Pop from the consumer itself when nothing is needed from the store: the call's
+        ticket is known (and, for an answer, see `_pop_answer`). The agent's screen then
+        never waits behind store work queued in the caller's lane. True if it popped."""
+        opened = self._open.get(update.call.key)
+        if opened is None:
+            return False
+        if isinstance(update, AgentRang):
+            self._pop("ringing", update.agent_id, update.call, opened, event_at)
+            return True
+        if isinstance(update, AgentAnswered):
+            return self._pop_answer(update.call, update.agent_id, event_at, opened)
+        return False
+
+    def _pop_answer(self, call: Call, agent_id: str, event_at: float, opened: TicketForCall) -> bool:
+        """Pop an answer before it is written, when that is safe: this session recorded the
+        call, so it knows of no earlier answer by this agent. True if it popped."""
+        if not opened.attached or self._answered_by.get(call.key) == agent_id:
+            return False
+        self._answered_by[call.key] = agent_id
+        opened = self._open[call.key] = replace(opened, ticket=answered_by(opened.ticket, agent_id, event_at))
+        self._pop("answered", agent_id, call, opened, event_at)
+        return True
 
     # -- helpers ----------------------------------------------------------------
 
@@ -320,6 +347,15 @@ class CallPipeline:
 
     def _notify(self, event: str, ticket: Any, at: float, **data: Any) -> None:
         self._publisher.publish(ticket_message(event, ticket, at, **data))
+
+
+@dataclass(frozen=True, slots=True)
+class _Work:
+    """A call update on its way through a lane; `popped`: its pop already went out."""
+
+    update: CallUpdate
+    event_at: float
+    popped: bool = False
 
 
 def _caller_lane(call: Call) -> str:
