@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import dataclasses
 import json
 import logging
 import os
@@ -69,6 +70,39 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("number")
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler=_show_ticket)
+    search = tickets.add_parser(
+        "search", parents=[config_arg], help="find tickets by number, phone, customer or any text"
+    )
+    search.add_argument("query", help="words (all must be found), a ticket number or a phone number")
+    search.add_argument("--limit", type=int, default=20)
+    search.add_argument("--json", action="store_true")
+    search.set_defaults(handler=_search_tickets)
+
+    kb = commands.add_parser("kb", help="knowledge base articles").add_subparsers()
+    kb_add = kb.add_parser("add", parents=[config_arg], help="write an article")
+    kb_add.add_argument("--title", required=True)
+    kb_add.add_argument("--body", required=True)
+    kb_add.add_argument("--tags", default="", help="comma-separated, e.g. 登录,密码")
+    kb_add.add_argument("--category", help="category path, e.g. 技术故障/网络问题/登录异常")
+    kb_add.add_argument("--actor", default=os.environ.get("USER", "cli"), help="author (default $USER)")
+    kb_add.set_defaults(handler=_kb_add)
+    kb_search = kb.add_parser("search", parents=[config_arg], help="find articles by their text")
+    kb_search.add_argument("query", help="terms that must all appear; Chinese substrings work")
+    kb_search.add_argument("--category", help="only at or below this category path")
+    kb_search.add_argument("--limit", type=int, default=10)
+    kb_search.add_argument("--json", action="store_true")
+    kb_search.set_defaults(handler=_kb_search)
+    kb_suggest = kb.add_parser("suggest", parents=[config_arg], help="articles that may help with a ticket")
+    kb_suggest.add_argument("number", help="ticket number, e.g. T-000001")
+    kb_suggest.add_argument("--limit", type=int, default=5)
+    kb_suggest.add_argument("--json", action="store_true")
+    kb_suggest.set_defaults(handler=_kb_suggest)
+    kb_from = kb.add_parser(
+        "from-ticket", parents=[config_arg], help="turn a resolved ticket into an article"
+    )
+    kb_from.add_argument("number", help="ticket number, e.g. T-000001")
+    kb_from.add_argument("--actor", default=os.environ.get("USER", "cli"), help="author (default $USER)")
+    kb_from.set_defaults(handler=_kb_from_ticket)
 
     models = commands.add_parser("models", help="list or fetch Vosk speech models")
     models_actions = models.add_subparsers(dest="action")
@@ -261,6 +295,29 @@ def _show_ticket(args: argparse.Namespace) -> int:
     return 0
 
 
+def _search_tickets(args: argparse.Namespace) -> int:
+    config = load_config(args.config, check_secrets=False)
+
+    async def fetch() -> list[Any]:
+        store = await _open_store(config)
+        try:
+            return await store.search(args.query, region=config.phone.default_region, limit=args.limit)
+        finally:
+            await store.close()
+
+    hits = asyncio.run(fetch())
+    if args.json:
+        print(json.dumps([dataclasses.asdict(h) for h in hits], ensure_ascii=False, indent=2))
+        return 0
+    if not hits:
+        print(f"no ticket matches {args.query!r}")
+        return 0
+    for hit in hits:
+        print(f"{hit.number}  {hit.status:<11} {hit.subject}  ({', '.join(hit.matched)})")
+        print("    " + " ".join(hit.snippet.split()))
+    return 0
+
+
 def render_ticket(d: dict[str, Any]) -> str:
     lines = [
         f"{d['number']}  {d['subject']}",
@@ -331,6 +388,122 @@ def _format_table(columns: Sequence[str], rows: list[list[str]]) -> str:
     out = ["  ".join(_pad(c.upper(), w) for c, w in zip(columns, widths, strict=True))]
     out += ["  ".join(_pad(v, w) for v, w in zip(row, widths, strict=True)) for row in rows]
     return "\n".join(line.rstrip() for line in out)
+
+
+# -- knowledge base -------------------------------------------------------------------
+
+
+def _kb_add(args: argparse.Namespace) -> int:
+    from cti_bridge.tickets.categories import CategoryTree
+    from cti_bridge.tickets.errors import CategoryError
+
+    config = load_config(args.config, check_secrets=False)
+    category = None
+    if args.category:
+        try:
+            category = CategoryTree.from_config(config.tickets.categories).canonical(args.category)
+        except CategoryError as exc:
+            print(f"cti-bridge: {exc}", file=sys.stderr)
+            return 2
+    tags = [t for t in args.tags.split(",") if t.strip()]
+    article = _kb_run(
+        config,
+        lambda store: store.kb_add_article(
+            title=args.title, body=args.body, tags=tags, category=category, actor=args.actor, at=time.time()
+        ),
+    )
+    if isinstance(article, str):
+        return _kb_refused(article)
+    print(f"added article #{article.id}: {article.title}")
+    return 0
+
+
+def _kb_search(args: argparse.Namespace) -> int:
+    config = load_config(args.config, check_secrets=False)
+    matches = _kb_run(
+        config, lambda store: store.kb_search(args.query, limit=args.limit, category=args.category)
+    )
+    return _kb_print_matches(matches, args.json)
+
+
+def _kb_suggest(args: argparse.Namespace) -> int:
+    config = load_config(args.config, check_secrets=False)
+
+    async def suggest(store: Any) -> Any:
+        ticket_id = await store.ticket_id(args.number)
+        if ticket_id is None:
+            return f"no ticket {args.number}"
+        return await store.kb_suggest(ticket_id, args.limit)
+
+    matches = _kb_run(config, suggest)
+    if isinstance(matches, str):
+        return _kb_refused(matches)
+    return _kb_print_matches(matches, args.json)
+
+
+def _kb_from_ticket(args: argparse.Namespace) -> int:
+    config = load_config(args.config, check_secrets=False)
+
+    async def convert(store: Any) -> Any:
+        ticket_id = await store.ticket_id(args.number)
+        if ticket_id is None:
+            return f"no ticket {args.number}"
+        return await store.kb_article_from_ticket(ticket_id, args.actor, time.time())
+
+    article = _kb_run(config, convert)
+    if isinstance(article, str):
+        return _kb_refused(article)
+    print(f"added article #{article.id} from {args.number}: {article.title}")
+    return 0
+
+
+def _kb_run(config: Config, work: Any) -> Any:
+    """Run `work(store)` on an open store; a refusal comes back as its message."""
+    from cti_bridge.store.knowledge import KnowledgeBaseError
+
+    async def run() -> Any:
+        store = await _open_store(config)
+        try:
+            return await work(store)
+        except KnowledgeBaseError as exc:
+            return str(exc)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def _kb_refused(message: str) -> int:
+    print(f"cti-bridge: {message}", file=sys.stderr)
+    return 1
+
+
+def _kb_print_matches(matches: list[Any], as_json: bool) -> int:
+    if isinstance(matches, str):
+        return _kb_refused(matches)
+    if as_json:
+        rows = [
+            {
+                **dataclasses.asdict(m.article),
+                "rank": m.rank,
+                "snippet": m.snippet,
+                "matched_terms": list(m.matched_terms),
+                "why": m.why,
+            }
+            for m in matches
+        ]
+        for row in rows:
+            row["tags"] = list(row["tags"])
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    if not matches:
+        print("no article matches")
+    for m in matches:
+        a = m.article
+        print(f"#{a.id}  {a.title}  [{a.category or '-'}]" + (f"  tags {','.join(a.tags)}" if a.tags else ""))
+        print(f"    {m.snippet}".replace("\n", " "))
+        print(f"    {m.why}")
+    return 0
 
 
 # -- models ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from importlib import resources
 from pathlib import Path
@@ -137,5 +138,16 @@ def _migrations() -> list[tuple[int, str, str]]:
 
 
 def _statements(sql: str) -> list[str]:
+    """Split a migration into statements: a `;` ends one only where SQLite says the statement is
+    complete, so a trigger's BEGIN ... END body (and a `;` in a string) stays in one piece."""
     without_comments = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
-    return [s.strip() for s in without_comments.split(";") if s.strip()]
+    statements: list[str] = []
+    pending = ""
+    for piece in without_comments.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip().removesuffix(";").strip())
+            pending = ""
+    if pending.removesuffix(";").strip():
+        raise StoreError(f"incomplete SQL statement in migration: {pending.strip()[:80]!r}")
+    return [s for s in statements if s]

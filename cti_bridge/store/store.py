@@ -12,7 +12,9 @@ from typing import Any
 import aiosqlite
 
 from cti_bridge.calls.model import Call
+from cti_bridge.store import knowledge
 from cti_bridge.store.database import Database, Session
+from cti_bridge.store.search import SearchHit, search_tickets
 from cti_bridge.tickets.model import (
     OPEN_STATUSES,
     CallerHistory,
@@ -610,6 +612,10 @@ class Store:
         )
         return [dict(r) for r in rows]
 
+    async def search(self, query: str, *, region: str | None = None, limit: int = 20) -> list[SearchHit]:
+        """Tickets by number, phone, customer or text: see cti_bridge.store.search.search_tickets."""
+        return await search_tickets(self._db, query, region=region, limit=limit)
+
     async def ticket_detail(self, number: str) -> dict[str, Any] | None:
         """A ticket with its customer, calls, recordings, transcripts and history."""
         row = await self._db.fetchone(f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE number = ?", (number,))
@@ -654,6 +660,45 @@ class Store:
             )
         ]
         return detail
+
+    # -- knowledge base (cti_bridge.store.knowledge) -----------------------------
+
+    async def ticket_id(self, number: str) -> int | None:
+        return await knowledge.ticket_id(self._db, number)
+
+    async def kb_add_article(
+        self,
+        *,
+        title: str,
+        body: str,
+        actor: str,
+        at: float,
+        tags: Iterable[str] = (),
+        category: str | None = None,
+    ) -> knowledge.Article:
+        return await knowledge.add_article(
+            self._db, title=title, body=body, actor=actor, at=at, tags=tags, category=category
+        )
+
+    async def kb_update_article(self, article_id: int, *, at: float, **changes: Any) -> knowledge.Article:
+        return await knowledge.update_article(self._db, article_id, at=at, **changes)
+
+    async def kb_article(self, article_id: int) -> knowledge.Article | None:
+        return await knowledge.get_article(self._db, article_id)
+
+    async def kb_articles(self, *, category: str | None = None, limit: int = 50) -> list[knowledge.Article]:
+        return await knowledge.list_articles(self._db, category=category, limit=limit)
+
+    async def kb_search(
+        self, query: str, *, limit: int = 10, category: str | None = None
+    ) -> list[knowledge.ArticleMatch]:
+        return await knowledge.search(self._db, query, limit=limit, category=category)
+
+    async def kb_suggest(self, ticket_id: int, limit: int = 5) -> list[knowledge.ArticleMatch]:
+        return await knowledge.suggest_for_ticket(self._db, ticket_id, limit)
+
+    async def kb_article_from_ticket(self, ticket_id: int, actor: str, at: float) -> knowledge.Article:
+        return await knowledge.article_from_ticket(self._db, ticket_id, actor, at)
 
 
 # -- helpers -------------------------------------------------------------------

@@ -13,6 +13,7 @@ from cti_bridge.logs import configure_logging
 from cti_bridge.store import Store
 from cti_bridge.tickets.model import TicketNumbering
 from cti_bridge.tickets.service import TicketService
+from tests.support.helpers import inbound_call, new_ticket
 
 CONFIG = """\
 pbxs:
@@ -95,6 +96,36 @@ def test_tickets_list_and_show(tmp_path, capsys):
     assert main(["tickets", "show", number, "--json", "-c", str(config)]) == 0
     assert json.loads(capsys.readouterr().out)["calls"][0]["linkedid"] == "1.1"
     assert main(["tickets", "show", "T-999999", "-c", str(config)]) == 1
+
+
+def test_tickets_search(tmp_path, capsys):
+    config = write_config(tmp_path)
+
+    async def make_tickets():
+        store = await Store.open(f"sqlite:///{tmp_path}/cti.db", TicketNumbering())
+        try:
+            for linkedid, caller, description in (
+                ("1.1", "+8613800138000", "客户反馈登录异常无法访问"),
+                ("1.2", None, "打印机卡纸"),
+            ):
+                new = new_ticket(subject="来电", description=description, caller_number=caller)
+                await store.create_ticket_for_call(new, inbound_call(linkedid), caller, 1_800_000_000.0)
+        finally:
+            await store.close()
+
+    asyncio.run(make_tickets())
+    assert main(["tickets", "search", "登录", "-c", str(config)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("T-000001  new") and lines[0].endswith("(description)")
+    assert lines[1].strip() == "客户反馈[登录]异常无法访问" and len(lines) == 2
+    # The config's phone region reads a national number.
+    assert main(["tickets", "search", "13800138000", "--json", "-c", str(config)]) == 0
+    [hit] = json.loads(capsys.readouterr().out)
+    assert hit["number"] == "T-000001" and hit["matched"] == ["phone"] and hit["rank"] is None
+    assert main(["tickets", "search", "打印机卡纸", "--limit", "1", "--json", "-c", str(config)]) == 0
+    assert [h["number"] for h in json.loads(capsys.readouterr().out)] == ["T-000002"]
+    assert main(["tickets", "search", "没有", "-c", str(config)]) == 0
+    assert "no ticket matches" in capsys.readouterr().out
 
 
 def test_json_logs_carry_bound_ids_and_mask_numbers():
