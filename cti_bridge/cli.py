@@ -77,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--limit", type=int, default=20)
     search.add_argument("--json", action="store_true")
     search.set_defaults(handler=_search_tickets)
+    _lifecycle_parsers(tickets, config_arg)
 
     kb = commands.add_parser("kb", help="knowledge base articles").add_subparsers()
     kb_add = kb.add_parser("add", parents=[config_arg], help="write an article")
@@ -454,6 +455,102 @@ def _kb_from_ticket(args: argparse.Namespace) -> int:
     if isinstance(article, str):
         return _kb_refused(article)
     print(f"added article #{article.id} from {args.number}: {article.title}")
+    return 0
+
+
+# -- the ticket lifecycle -------------------------------------------------------------
+
+
+def _lifecycle_parsers(tickets: Any, config_arg: argparse.ArgumentParser) -> None:
+    """One subcommand per workflow command: tickets assign|start|wait|...|priority NUMBER ..."""
+    common = argparse.ArgumentParser(add_help=False, parents=[config_arg])
+    common.add_argument("number", help="ticket number, e.g. T-000001")
+    common.add_argument(
+        "--as", dest="actor", default=os.environ.get("USER", "cli"), help="who (default $USER)"
+    )
+    common.add_argument("--reason", help="why, for the ticket's history")
+
+    def add(name: str, text: str, build: Any) -> argparse.ArgumentParser:
+        sub = tickets.add_parser(name, parents=[common], help=text)
+        sub.set_defaults(handler=_apply_ticket_command, build=build)
+        return sub
+
+    def values(pairs: list[str] | None) -> dict[str, str]:
+        return dict(pair.split("=", 1) for pair in pairs or ())
+
+    from cti_bridge.tickets import workflow as w
+
+    add(
+        "assign", "give the ticket to an agent", lambda a: w.Assign(assignee=a.agent, reason=a.reason)
+    ).add_argument("agent")
+    start = add("start", "start work on an assigned ticket", lambda a: w.Start(fields=values(a.set)))
+    wait = add(
+        "wait",
+        "wait on the customer or a third party",
+        lambda a: w.Wait(on=w.WaitingOn(a.on), reason=a.reason),
+    )
+    wait.add_argument("on", choices=[str(o) for o in w.WaitingOn])
+    add("resume", "stop waiting", lambda a: w.Resume(reason=a.reason))
+    resolve = add(
+        "resolve",
+        "resolve, with the resolution",
+        lambda a: w.Resolve(fields={**values(a.set), "resolution": a.resolution}, reason=a.reason),
+    )
+    resolve.add_argument("--resolution", required=True)
+    close = add(
+        "close",
+        "close a resolved ticket",
+        lambda a: w.Close(confirmed_by_customer=a.confirmed, reason=a.reason),
+    )
+    close.add_argument("--confirmed", action="store_true", help="the customer confirmed the resolution")
+    add("reopen", "reopen a resolved or closed ticket", lambda a: w.Reopen(reason=a.reason or ""))
+    comment = add(
+        "comment",
+        "add a comment (@agent mentions are noted)",
+        lambda a: w.AddComment(
+            text=a.text, visibility=w.Visibility.CUSTOMER if a.customer_visible else w.Visibility.INTERNAL
+        ),
+    )
+    comment.add_argument("text")
+    comment.add_argument("--customer-visible", action="store_true")
+    fields = add(
+        "set", "set fields: name=value ...", lambda a: w.UpdateFields(values=values(a.pairs), reason=a.reason)
+    )
+    fields.add_argument("pairs", nargs="+", metavar="name=value")
+    add(
+        "priority",
+        "change the priority (P1..P4 or a name such as 紧急)",
+        lambda a: w.ChangePriority(priority=a.priority, reason=a.reason),
+    ).add_argument("priority")
+    for sub in (start, resolve):
+        sub.add_argument("--set", action="append", metavar="name=value", help="also set a field")
+
+
+def _apply_ticket_command(args: argparse.Namespace) -> int:
+    from cti_bridge.tickets.errors import TicketError
+    from cti_bridge.tickets.fields import FieldSchema
+    from cti_bridge.tickets.workflow import Workflow
+
+    config = load_config(args.config, check_secrets=False)
+    workflow = Workflow(FieldSchema.from_config(config.tickets, phone_region=config.phone.default_region))
+
+    async def apply() -> Any:
+        store = await _open_store(config)
+        try:
+            command = args.build(args)
+            return await store.apply_command(
+                args.number, command, workflow=workflow, actor=args.actor, at=time.time()
+            )
+        finally:
+            await store.close()
+
+    try:
+        transition = asyncio.run(apply())
+    except (TicketError, LookupError, ValueError) as exc:
+        print(f"cti-bridge: {exc}", file=sys.stderr)
+        return 1
+    kinds = ", ".join(str(e.kind) for e in transition.events)
+    print(f"{args.number}: {transition.state.status} ({kinds})")
     return 0
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, time
+from types import MappingProxyType
 from typing import Any
 
 import aiosqlite
@@ -25,6 +27,7 @@ from cti_bridge.tickets.model import (
     TicketStatus,
     TicketSummary,
 )
+from cti_bridge.tickets.workflow import Command, TicketState, Transition, WaitingOn, Workflow
 
 _OPEN = tuple(str(s) for s in OPEN_STATUSES)
 _OPEN_SQL = ",".join("?" * len(_OPEN))
@@ -612,6 +615,65 @@ class Store:
         )
         return [dict(r) for r in rows]
 
+    async def apply_command(
+        self, number: str, command: Command, *, workflow: Workflow, actor: str, at: float
+    ) -> Transition:
+        """Apply a lifecycle command to a ticket and record its events, atomically.
+
+        The ticket is read, the pure workflow decides, and the new state and its events are
+        written in one transaction: a refused command (InvalidTransition, MissingFieldsError,
+        FieldValidationError, ...) changes nothing and is raised as is.
+
+        Raises:
+            LookupError: no ticket with that number.
+        """
+        async with self._db.transaction() as tx:
+            row = await tx.fetchone(
+                "SELECT id, status, priority, assignee, waiting_on, fields,"
+                f" {', '.join(_FIELD_COLUMNS)} FROM tickets WHERE number = ?",
+                (number,),
+            )
+            if row is None:
+                raise LookupError(f"no ticket {number}")
+            transition = workflow.apply(_workflow_state(row, workflow), command, actor=actor, at=at)
+            after = transition.state
+            extra = dict(after.fields)
+            columns = [_or(extra.pop(name, None), empty) for name, empty in _FIELD_COLUMNS.items()]
+            await tx.execute(
+                "UPDATE tickets SET status = ?, priority = ?, assignee = ?, waiting_on = ?, fields = ?,"
+                f" {', '.join(f'{name} = ?' for name in _FIELD_COLUMNS)}, updated_at = MAX(updated_at, ?)"
+                " WHERE id = ?",
+                (
+                    str(after.status),
+                    after.priority,
+                    after.assignee,
+                    str(after.waiting_on) if after.waiting_on else None,
+                    _json(extra),
+                    *columns,
+                    at,
+                    row["id"],
+                ),
+            )
+            await tx.execute(
+                "INSERT INTO ticket_events (ticket_id, at, kind, actor, data, from_status, to_status, reason)"
+                " VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(transition.events)),
+                [
+                    value
+                    for e in transition.events
+                    for value in (
+                        row["id"],
+                        e.at,
+                        str(e.kind),
+                        e.actor,
+                        _json(e.data),
+                        str(e.from_status) if e.from_status else None,
+                        str(e.to_status),
+                        e.reason,
+                    )
+                ],
+            )
+            return transition
+
     async def search(self, query: str, *, region: str | None = None, limit: int = 20) -> list[SearchHit]:
         """Tickets by number, phone, customer or text: see cti_bridge.store.search.search_tickets."""
         return await search_tickets(self._db, query, region=region, limit=limit)
@@ -797,3 +859,38 @@ def _recording(row: aiosqlite.Row) -> Recording:
 def _columns(row: aiosqlite.Row, kind: type[Any]) -> dict[str, Any]:
     """The row's columns that the dataclass `kind` has fields for (queries name them alike)."""
     return {field.name: row[field.name] for field in dataclasses.fields(kind)}
+
+
+# Standard fields that live in a column of their own (the rest are in `tickets.fields`), with
+# what the column holds when the field is empty.
+_FIELD_COLUMNS: dict[str, str | None] = {"category": None, "subject": "", "description": ""}
+
+
+def _workflow_state(row: aiosqlite.Row, workflow: Workflow) -> TicketState:
+    stored = {**json.loads(row["fields"]), **{name: row[name] for name in _FIELD_COLUMNS}}
+    values = workflow.schema.validate({k: v for k, v in stored.items() if v is not None})
+    return TicketState(
+        status=TicketStatus(row["status"]),
+        priority=row["priority"],
+        assignee=row["assignee"],
+        waiting_on=WaitingOn(row["waiting_on"]) if row["waiting_on"] else None,
+        fields=MappingProxyType({k: v for k, v in values.items() if v is not None}),
+    )
+
+
+def _or(value: Any, empty: Any) -> Any:
+    return empty if value is None else value
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=_json_value)
+
+
+def _json_value(value: Any) -> Any:
+    """Typed field values (dates, read-only mappings) as JSON; the schema types them again on
+    the way back in."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, date | time):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

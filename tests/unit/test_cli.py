@@ -145,3 +145,34 @@ def test_json_logs_carry_bound_ids_and_mask_numbers():
         assert json.loads(stream.getvalue())["caller"] == "+8613800138000"
     finally:
         structlog.reset_defaults()
+
+
+def test_a_ticket_is_worked_from_the_command_line(tmp_path, capsys):
+    config = write_config(tmp_path)
+
+    async def make_ticket():
+        store = await Store.open(f"sqlite:///{tmp_path}/cti.db", TicketNumbering())
+        try:
+            await store.create_ticket_for_call(new_ticket(), inbound_call("9.1"), None, 1_800_000_000.0)
+        finally:
+            await store.close()
+
+    asyncio.run(make_ticket())
+    steps = [
+        (["assign", "T-000001", "agent1", "--reason", "callback"], "assigned (assigned)"),
+        (["start", "T-000001", "--set", "category=技术故障"], "in_progress (fields_updated, started)"),
+        (["wait", "T-000001", "customer"], "waiting (waiting)"),
+        (["resume", "T-000001"], "in_progress (resumed)"),
+        (["comment", "T-000001", "已远程协助"], "in_progress (commented)"),
+        (["resolve", "T-000001", "--resolution", "重置密码"], "resolved (fields_updated, resolved)"),
+        (["close", "T-000001", "--confirmed"], "closed (closed)"),
+    ]
+    for argv, said in steps:
+        assert main(["tickets", *argv, "-c", str(config), "--as", "agent1"]) == 0, argv
+        assert capsys.readouterr().out.strip() == f"T-000001: {said}"
+    # Refused: a closed ticket cannot be resolved; the error names what is allowed.
+    assert main(["tickets", "resolve", "T-000001", "--resolution", "x", "-c", str(config)]) == 1
+    assert "allowed now" in capsys.readouterr().err
+    assert main(["tickets", "show", "T-000001", "--json", "-c", str(config)]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["status"] == "closed" and shown["assignee"] == "agent1"
