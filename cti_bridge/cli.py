@@ -79,6 +79,16 @@ def _parser() -> argparse.ArgumentParser:
     search.set_defaults(handler=_search_tickets)
     _lifecycle_parsers(tickets, config_arg)
 
+    report = commands.add_parser(
+        "report", parents=[config_arg], help="KPIs of the tickets created over a period, from their history"
+    )
+    report.add_argument(
+        "--from", dest="since", type=_day, help="first day, YYYY-MM-DD (default: --to - 29 days)"
+    )
+    report.add_argument("--to", dest="until", type=_day, help="last day, inclusive (default: today)")
+    report.add_argument("--json", action="store_true")
+    report.set_defaults(handler=_report)
+
     kb = commands.add_parser("kb", help="knowledge base articles").add_subparsers()
     kb_add = kb.add_parser("add", parents=[config_arg], help="write an article")
     kb_add.add_argument("--title", required=True)
@@ -389,6 +399,170 @@ def _format_table(columns: Sequence[str], rows: list[list[str]]) -> str:
     out = ["  ".join(_pad(c.upper(), w) for c, w in zip(columns, widths, strict=True))]
     out += ["  ".join(_pad(v, w) for v, w in zip(row, widths, strict=True)) for row in rows]
     return "\n".join(line.rstrip() for line in out)
+
+
+# -- report ------------------------------------------------------------------------
+
+
+def _day(text: str) -> Any:
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _report(args: argparse.Namespace) -> int:
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from cti_bridge.tickets.kpi import Period, compute_kpis
+    from cti_bridge.tickets.sla import SlaPolicy
+
+    config = load_config(args.config, check_secrets=False)
+    calendar = config.sla.calendar
+    # Days are the business's days: the SLA calendar's zone, else this machine's.
+    zone = ZoneInfo(calendar.timezone) if calendar is not None else datetime.now().astimezone().tzinfo
+    assert zone is not None
+    now = time.time()
+    until = args.until or datetime.fromtimestamp(now, zone).date()
+    since = args.since or until - timedelta(days=29)
+    if since > until:
+        print("cti-bridge: --from is after --to", file=sys.stderr)
+        return 2
+    period = Period(
+        datetime(since.year, since.month, since.day, tzinfo=zone).timestamp(),
+        datetime.combine(until + timedelta(days=1), datetime.min.time(), zone).timestamp(),
+        zone,
+    )
+
+    async def fetch() -> list[Any]:
+        store = await _open_store(config)
+        try:
+            return list(await store.ticket_histories(period.start, period.end))
+        finally:
+            await store.close()
+
+    report = compute_kpis(
+        asyncio.run(fetch()), period=period, policy=SlaPolicy.from_config(config), as_of=now
+    )
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(render_report(report))
+    return 0
+
+
+def render_report(report: Any) -> str:
+    """The KPI report as readable tables (durations in minutes/hours/days, rates in %)."""
+    from datetime import datetime, timedelta
+
+    zone = report.period.timezone
+    first = datetime.fromtimestamp(report.period.start, zone).date().isoformat()
+    last = (datetime.fromtimestamp(report.period.end, zone) - timedelta(seconds=1)).date().isoformat()
+    as_of = datetime.fromtimestamp(report.as_of, zone).strftime("%Y-%m-%d %H:%M")
+    out = [
+        f"KPIs of the tickets created {first} .. {last} ({zone}), as of {as_of}",
+        f"tickets {report.tickets}   open {report.open}   resolved {report.resolved}",
+        "",
+        _format_table(
+            ["time", "tickets", "mean", "p50", "p90"],
+            [
+                [name, str(s.count), _span(s.mean), _span(s.p50), _span(s.p90)]
+                for name, s in (("first response", report.first_response), ("resolution", report.resolution))
+            ],
+        ),
+        "",
+    ]
+    csat, fcr, reopened = report.csat, report.first_contact_resolution, report.reopened
+    sla_rows = [
+        [f"SLA {name} met", _percent(a.rate), f"{a.met} met, {a.breached} breached, {a.pending} running"]
+        for name, a in (("first response", report.sla_first_response), ("resolution", report.sla_resolution))
+    ]
+    out += [
+        _format_table(
+            ["kpi", "value", "of"],
+            [
+                ["first-contact resolution", _percent(fcr.value), f"{fcr.hits} of {fcr.total} resolved"],
+                ["reopened", _percent(reopened.value), f"{reopened.hits} of {reopened.total} resolved"],
+                *sla_rows,
+                ["CSAT mean (1-5)", "-" if csat.mean is None else f"{csat.mean:.2f}", f"{csat.count} scores"],
+                [
+                    "CSAT satisfied (4-5)",
+                    _percent(csat.satisfied.value),
+                    f"{csat.satisfied.hits} of {csat.satisfied.total} scores",
+                ],
+                [
+                    "CSAT response",
+                    _percent(csat.response.value),
+                    f"{csat.response.hits} of {csat.response.total} resolved",
+                ],
+            ],
+        ),
+        "CSAT scores: " + "   ".join(f"{score}: {n}" for score, n in csat.distribution.items()),
+        "",
+        _format_table(
+            ["status", "tickets", "mean h", "total h"],
+            [
+                [status, str(t.tickets), f"{t.mean_hours:.1f}", f"{t.total_hours:.0f}"]
+                for status, t in report.time_in_state.items()
+            ],
+        ),
+        "",
+        _volume_table("大类 category", report.by_category_group, report.tickets),
+        "",
+        _volume_table("category (top 10)", dict(list(report.by_category.items())[:10]), report.tickets),
+        "",
+        _volume_table("queue", report.by_queue, report.tickets),
+        "",
+        _volume_table("priority", dict(sorted(report.by_priority.items())), report.tickets),
+        "",
+        _format_table(
+            ["agent", "tickets", "resolved", "first resp p50", "csat"],
+            [
+                [
+                    agent,
+                    str(f.tickets),
+                    str(f.resolved),
+                    _span(f.first_response.p50),
+                    "-" if f.csat_mean is None else f"{f.csat_mean:.2f}",
+                ]
+                for agent, f in report.by_agent.items()
+            ],
+        ),
+        "",
+    ]
+    peak = max(report.by_day.values(), default=0)
+    out.append(
+        _format_table(
+            ["day", "tickets", ""],
+            [[day, str(n), "#" * round(40 * n / peak) if peak else ""] for day, n in report.by_day.items()],
+        )
+    )
+    return "\n".join(out)
+
+
+def _volume_table(title: str, counts: dict[str, int], total: int) -> str:
+    return _format_table(
+        [title, "tickets", "share"],
+        [[key, str(n), _percent(n / total if total else None)] for key, n in counts.items()],
+    )
+
+
+def _span(seconds: float | None) -> str:
+    """12 min, 3.4 h, 2.1 d."""
+    if seconds is None:
+        return "-"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
 
 
 # -- knowledge base -------------------------------------------------------------------

@@ -32,9 +32,17 @@ from cti_bridge.recordings import RecordingService
 from cti_bridge.screenpop.outputs import OutboundMessage, Publisher
 from cti_bridge.screenpop.payload import screen_pop, ticket_message
 from cti_bridge.store import Store
+from cti_bridge.tickets.model import CSAT_SCORES
 from cti_bridge.tickets.service import TicketForCall, TicketService, answered_by
 
 log = structlog.get_logger(__name__)
+
+# The post-call survey's UserEvent (asterisk/extensions.conf, [survey]):
+#   UserEvent(SurveyResult,Score: <1-5>,CallLinkedid: ${CHANNEL(linkedid)})
+# CallLinkedid names the call; without it, the Linkedid of the channel that sent the event.
+SURVEY_EVENT = "SurveyResult"
+SURVEY_SCORE_HEADER = "Score"
+SURVEY_LINKEDID_HEADER = "CallLinkedid"
 
 
 class CallPipeline:
@@ -74,6 +82,7 @@ class CallPipeline:
             AgentAnswered: self._on_agent_answered,
             RecordingAnnounced: self._on_recording_announced,
             CallEnded: self._on_call_ended,
+            SurveyAnswered: self._on_survey_answered,
         }
         self._lanes: dict[str, deque[_Work]] = {}
         self._lane_of_call: dict[CallKey, str] = {}
@@ -128,6 +137,8 @@ class CallPipeline:
             event = item
         if isinstance(event, ev.PbxDisconnected):
             return
+        if isinstance(event, ev.UserEventReceived) and event.name == SURVEY_EVENT:
+            self._survey_answered(event)
         for update in self._tracker.handle(event):
             if update.call.direction is Direction.INBOUND:
                 popped = self._pop_at_once(update, event.at)
@@ -139,13 +150,19 @@ class CallPipeline:
 
     def _to_lane(self, work: _Work) -> None:
         update = work.update
-        call = update.call
-        # A call keeps the lane it started in, whatever its later updates say.
-        lane = self._lane_of_call.get(call.key) or _caller_lane(call)
-        if isinstance(update, CallEnded):
-            self._lane_of_call.pop(call.key, None)
+        if isinstance(update, SurveyAnswered):
+            # Behind the call's own updates while the call is live (the caller is still on the
+            # line in the survey); once it has ended, its ticket is in the store and found by
+            # (pbx, linkedid), so a lane of its own will do.
+            lane = self._lane_of_call.get(update.key) or f"call:{update.key}"
         else:
-            self._lane_of_call[call.key] = lane
+            call = update.call
+            # A call keeps the lane it started in, whatever its later updates say.
+            lane = self._lane_of_call.get(call.key) or _caller_lane(call)
+            if isinstance(update, CallEnded):
+                self._lane_of_call.pop(call.key, None)
+            else:
+                self._lane_of_call[call.key] = lane
         self._updates_pending += 1
         self._lanes_idle.clear()
         waiting = self._lanes.get(lane)
@@ -175,7 +192,7 @@ class CallPipeline:
 
     async def _apply(self, work: _Work) -> None:
         update = work.update
-        with structlog.contextvars.bound_contextvars(call=str(update.call.key)):
+        with structlog.contextvars.bound_contextvars(call=str(work.call_key)):
             try:
                 await self._handlers[type(update)](update, work.event_at, work.popped)
             except Exception:
@@ -262,6 +279,16 @@ class CallPipeline:
         )
         self._recordings.call_ended(call)
 
+    async def _on_survey_answered(self, update: SurveyAnswered, event_at: float, _popped: bool) -> None:
+        key = update.key
+        ticket = await self._store.record_csat(key.pbx, key.linkedid, update.score, event_at)
+        if ticket is None:
+            log.warning("csat.no_ticket", score=update.score, why="no ticket has this call")
+            return
+        structlog.contextvars.bind_contextvars(ticket=ticket.number)
+        log.info("ticket.csat", score=update.score)
+        self._notify("csat", ticket, event_at, call=str(key), score=update.score)
+
     async def _close_calls_ended_while_away(self, event: ev.LiveChannelsListed) -> None:
         """After a daemon restart the tracker cannot know calls that ended while we were
         down; the store can: its open calls that the PBX no longer lists are over."""
@@ -286,6 +313,22 @@ class CallPipeline:
                 recordings=open_call.recordings,
             )
             self._to_lane(_Work(CallEnded(call), event.at))
+
+    def _survey_answered(self, event: ev.UserEventReceived) -> None:
+        """Send a survey's score to its call's lane; a score that is not 1-5 is dropped."""
+        fields = {name.lower(): value for name, value in event.fields}
+        key = CallKey(event.pbx, fields.get(SURVEY_LINKEDID_HEADER.lower()) or event.linkedid)
+        raw = fields.get(SURVEY_SCORE_HEADER.lower())
+        score = int(raw) if raw is not None and raw.strip().isdecimal() else None
+        if score is None or score not in CSAT_SCORES:
+            log.warning(
+                "csat.bad_score_ignored",
+                call=str(key),
+                score=raw,
+                expected=f"a {SURVEY_SCORE_HEADER} header of 1-5 in UserEvent {SURVEY_EVENT}",
+            )
+            return
+        self._to_lane(_Work(SurveyAnswered(key, score), event.at))
 
     # -- pops -------------------------------------------------------------------
 
@@ -355,12 +398,24 @@ class CallPipeline:
 
 
 @dataclass(frozen=True, slots=True)
+class SurveyAnswered:
+    """The caller scored the call `key` in the post-call survey (a SurveyResult UserEvent)."""
+
+    key: CallKey
+    score: int
+
+
+@dataclass(frozen=True, slots=True)
 class _Work:
     """A call update on its way through a lane; `popped`: its pop already went out."""
 
-    update: CallUpdate
+    update: CallUpdate | SurveyAnswered
     event_at: float
     popped: bool = False
+
+    @property
+    def call_key(self) -> CallKey:
+        return self.update.key if isinstance(self.update, SurveyAnswered) else self.update.call.key
 
 
 def _caller_lane(call: Call) -> str:

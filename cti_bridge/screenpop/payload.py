@@ -142,7 +142,7 @@ class ScreenPop(_Payload):
 
 
 class TicketNotice(_Payload):
-    """Something happened to a ticket: created, call attached/answered/ended, recording, transcript."""
+    """Something happened to a ticket: created, call attached/answered/ended, recording, transcript, csat."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
     event: str

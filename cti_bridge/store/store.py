@@ -14,10 +14,12 @@ from typing import Any
 import aiosqlite
 
 from cti_bridge.calls.model import Call
-from cti_bridge.store import knowledge
+from cti_bridge.store import knowledge, reports
 from cti_bridge.store.database import Database, Session
 from cti_bridge.store.search import SearchHit, search_tickets
+from cti_bridge.tickets.kpi import TicketHistory
 from cti_bridge.tickets.model import (
+    CSAT_SCORES,
     OPEN_STATUSES,
     CallerHistory,
     Customer,
@@ -375,6 +377,52 @@ class Store:
                 },
             )
 
+    async def record_csat(self, pbx: str, linkedid: str, score: int, at: float) -> Ticket | None:
+        """Record a post-call survey's score on the ticket of the call (pbx, linkedid).
+
+        One score per call: a repeated survey replaces the score. The score and a 'csat'
+        history event (actor 'customer') are written in one transaction; a repeat with the
+        same score writes nothing.
+
+        Returns:
+            The call's ticket, or None if no ticket has that call.
+
+        Raises:
+            ValueError: the score is not 1..5.
+        """
+        if type(score) is not int or score not in CSAT_SCORES:  # bool and float: no
+            raise ValueError(f"CSAT score must be 1..5, got {score!r}")
+        async with self._db.transaction() as tx:
+            call = await tx.fetchone(
+                "SELECT c.id, c.ticket_id, s.score FROM calls c"
+                " LEFT JOIN csat_scores s ON s.call_id = c.id WHERE c.pbx = ? AND c.linkedid = ?",
+                (pbx, linkedid),
+            )
+            if call is None:
+                return None
+            if call["score"] == score:
+                row = await tx.fetchone(
+                    f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = ?", (call["ticket_id"],)
+                )
+                assert row is not None
+                return _ticket(row)
+            await tx.execute(
+                "INSERT INTO csat_scores (call_id, ticket_id, score, at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (call_id) DO UPDATE SET score = excluded.score, at = excluded.at",
+                (call["id"], call["ticket_id"], score, at),
+            )
+            row = await tx.fetchone(
+                "UPDATE tickets SET csat_score = ?, csat_at = ?, updated_at = MAX(updated_at, ?)"
+                f" WHERE id = ? RETURNING {_TICKET_COLUMNS}",
+                (score, at, at, call["ticket_id"]),
+            )
+            assert row is not None
+            data: dict[str, Any] = {"call": f"{pbx}/{linkedid}", "score": score}
+            if call["score"] is not None:
+                data["previous"] = call["score"]
+            await _event(tx, call["ticket_id"], at, "csat", "customer", data)
+            return _ticket(row)
+
     async def open_calls(self, pbx: str) -> list[OpenCall]:
         """Calls of a PBX whose end we have not recorded (e.g. we were down when they ended)."""
         rows = await self._db.fetchall(
@@ -714,6 +762,14 @@ class Store:
                 (ticket_id,),
             )
         ]
+        detail["csat"] = [
+            dict(r)
+            for r in await self._db.fetchall(
+                "SELECT c.pbx, c.linkedid, s.score, s.at FROM csat_scores s JOIN calls c ON c.id = s.call_id"
+                " WHERE s.ticket_id = ? ORDER BY s.call_id",
+                (ticket_id,),
+            )
+        ]
         detail["history"] = [
             {**dict(r), "data": json.loads(r["data"])}
             for r in await self._db.fetchall(
@@ -722,6 +778,12 @@ class Store:
             )
         ]
         return detail
+
+    # -- reports (cti_bridge.store.reports) ---------------------------------------
+
+    async def ticket_histories(self, since: float, until: float) -> list[TicketHistory]:
+        """Tickets created in [since, until) with their whole histories, for KPIs (two queries)."""
+        return await reports.ticket_histories(self._db, since, until)
 
     # -- knowledge base (cti_bridge.store.knowledge) -----------------------------
 

@@ -95,3 +95,7 @@ class TicketNumbering:
 
     def format(self, ticket_id: int) -> str:
         return f"{self.prefix}{ticket_id:0{self.width}d}"
+
+
+# What a post-call survey may score a call: 1 (very unhappy) .. 5 (very happy).
+CSAT_SCORES = range(1, 6)

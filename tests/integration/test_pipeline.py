@@ -263,6 +263,31 @@ async def test_repeat_caller_joins_the_open_ticket(bridge, ami_driver):
     assert [t["number"] for t in last_pop["open_tickets"]] == [first["number"]]
 
 
+async def test_post_call_survey_scores_land_on_the_right_tickets(bridge, ami_driver):
+    # Three callers at once, each rating its call after agent1 hangs up (DID 4005): 4, 2, and
+    # 9, which the survey refuses three times and so never reports.
+    happy, unhappy, fumbling = caller(), caller(), caller()
+    await asyncio.gather(
+        ami_driver.originate("4005", happy, "Happy", caller_exten="rate4"),
+        ami_driver.originate("4005", unhappy, "Unhappy", caller_exten="rate2"),
+        ami_driver.originate("4005", fumbling, "Fumbling", caller_exten="rate9"),
+    )
+    for number, score in ((happy, 4), (unhappy, 2)):
+        ticket = await bridge.settled(number)
+        [call] = ticket["calls"]
+        assert call["agent_id"] == "agent1"
+        assert [(c["linkedid"], c["score"]) for c in ticket["csat"]] == [(call["linkedid"], score)]
+        [event] = [e for e in ticket["history"] if e["kind"] == "csat"]
+        assert event["actor"] == "customer"
+        assert event["data"] == {"call": f"sandbox/{call['linkedid']}", "score": score}
+        notices = bridge.inbox.topic(f"tickets/{ticket['number']}")
+        assert [n["data"] for n in notices if n["event"] == "csat"] == [
+            {"call": f"sandbox/{call['linkedid']}", "score": score}
+        ]
+    ticket = await bridge.settled(fumbling)
+    assert ticket["csat"] == [] and not [e for e in ticket["history"] if e["kind"] == "csat"]
+
+
 async def test_twenty_concurrent_calls(bridge, ami_driver):
     numbers = [caller() for _ in range(20)]
     await asyncio.gather(*(ami_driver.originate("4002", n, f"Burst {i}") for i, n in enumerate(numbers)))
