@@ -78,6 +78,13 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true")
     search.set_defaults(handler=_search_tickets)
     _lifecycle_parsers(tickets, config_arg)
+    attach = tickets.add_parser("attach", parents=[config_arg], help="attach a file (kept with its SHA-256)")
+    attach.add_argument("number", help="ticket number, e.g. T-000001")
+    attach.add_argument("file", type=Path)
+    attach.add_argument(
+        "--as", dest="actor", default=os.environ.get("USER", "cli"), help="who (default $USER)"
+    )
+    attach.set_defaults(handler=_attach)
 
     report = commands.add_parser(
         "report", parents=[config_arg], help="KPIs of the tickets created over a period, from their history"
@@ -364,6 +371,10 @@ def render_ticket(d: dict[str, Any]) -> str:
     lines.append("transcripts:")
     for tr in d["transcripts"]:
         lines.append(f"  [{tr['language']}, {_secs(tr['duration_seconds'])} audio] {tr['text']}")
+    if d.get("attachments"):
+        lines.append("attachments:")
+        for a in d["attachments"]:
+            lines.append(f"  {a['name']}  {a['size_bytes']} bytes  sha256 {a['sha256'][:16]}...  {a['path']}")
     lines.append("history:")
     for event in d["history"]:
         lines.append(f"  {_time(event['at'])}  {event['kind']:<22} {event['actor']}")
@@ -629,6 +640,29 @@ def _kb_from_ticket(args: argparse.Namespace) -> int:
     if isinstance(article, str):
         return _kb_refused(article)
     print(f"added article #{article.id} from {args.number}: {article.title}")
+    return 0
+
+
+def _attach(args: argparse.Namespace) -> int:
+    from cti_bridge.store.attachments import AttachmentError
+    from cti_bridge.store.database import sqlite_path
+
+    config = load_config(args.config, check_secrets=False)
+    folder = config.store.attachments or sqlite_path(config.store.url).parent / "attachments"
+
+    async def attach() -> Any:
+        store = await _open_store(config)
+        try:
+            return await store.attach(args.number, args.file, folder=folder, actor=args.actor, at=time.time())
+        finally:
+            await store.close()
+
+    try:
+        added = asyncio.run(attach())
+    except AttachmentError as exc:
+        print(f"cti-bridge: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.number}: attached {added.name} ({added.size_bytes} bytes, sha256 {added.sha256})")
     return 0
 
 

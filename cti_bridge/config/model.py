@@ -382,6 +382,9 @@ class StoreConfig(_Section):
         "sqlite:///var/lib/cti-bridge/cti-bridge.db",
         description="sqlite:///absolute/path or sqlite://relative/path",
     )
+    attachments: Path | None = Field(
+        None, description="Folder for ticket attachments (default: attachments/ beside the database)."
+    )
 
     @field_validator("url")
     @classmethod

@@ -8,13 +8,14 @@ import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, time
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import aiosqlite
 
 from cti_bridge.calls.model import Call
-from cti_bridge.store import knowledge, reports
+from cti_bridge.store import attachments, knowledge, reports
 from cti_bridge.store.database import Database, Session
 from cti_bridge.store.search import SearchHit, search_tickets
 from cti_bridge.tickets.kpi import TicketHistory
@@ -770,6 +771,10 @@ class Store:
                 (ticket_id,),
             )
         ]
+        detail["attachments"] = [
+            {k: v for k, v in dataclasses.asdict(a).items() if k != "ticket_id"}
+            for a in await attachments.attachments_of(self._db, ticket_id)
+        ]
         detail["history"] = [
             {**dict(r), "data": json.loads(r["data"])}
             for r in await self._db.fetchall(
@@ -778,6 +783,23 @@ class Store:
             )
         ]
         return detail
+
+    # -- attachments (cti_bridge.store.attachments) -------------------------------
+
+    async def attach(
+        self, number: str, source: Path, *, folder: Path, actor: str, at: float
+    ) -> attachments.Attachment:
+        """Copy a file into `folder` and record it on the ticket, with its SHA-256."""
+        ticket_id = await self.ticket_id(number)
+        if ticket_id is None:
+            raise attachments.AttachmentError(f"no ticket {number}")
+        return await attachments.add_attachment(
+            self._db, ticket_id, number, source, folder=folder, actor=actor, at=at
+        )
+
+    async def damaged_attachments(self, number: str) -> list[tuple[attachments.Attachment, str]]:
+        ticket_id = await self.ticket_id(number)
+        return [] if ticket_id is None else await attachments.damaged(self._db, ticket_id)
 
     # -- reports (cti_bridge.store.reports) ---------------------------------------
 

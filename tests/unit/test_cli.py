@@ -176,3 +176,26 @@ def test_a_ticket_is_worked_from_the_command_line(tmp_path, capsys):
     assert main(["tickets", "show", "T-000001", "--json", "-c", str(config)]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["status"] == "closed" and shown["assignee"] == "agent1"
+
+
+def test_a_file_is_attached_from_the_command_line(tmp_path, capsys):
+    config = write_config(tmp_path)
+
+    async def make_ticket():
+        store = await Store.open(f"sqlite:///{tmp_path}/cti.db", TicketNumbering())
+        try:
+            await store.create_ticket_for_call(new_ticket(), inbound_call("8.1"), None, 1_800_000_000.0)
+        finally:
+            await store.close()
+
+    asyncio.run(make_ticket())
+    invoice = tmp_path / "invoice.pdf"
+    invoice.write_bytes(b"%PDF-1.4 fake")
+    assert main(["tickets", "attach", "T-000001", str(invoice), "--as", "agent1", "-c", str(config)]) == 0
+    assert capsys.readouterr().out.startswith("T-000001: attached invoice.pdf (13 bytes, sha256 ")
+    # Kept beside the database by default, under the ticket's number.
+    assert [p.read_bytes() for p in (tmp_path / "attachments" / "T-000001").iterdir()] == [b"%PDF-1.4 fake"]
+    assert main(["tickets", "show", "T-000001", "-c", str(config)]) == 0
+    assert "invoice.pdf  13 bytes" in capsys.readouterr().out
+    assert main(["tickets", "attach", "T-000001", str(tmp_path / "nope.pdf"), "-c", str(config)]) == 1
+    assert "no such file" in capsys.readouterr().err
