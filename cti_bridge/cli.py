@@ -196,7 +196,7 @@ def _import_customers(args: argparse.Namespace) -> int:
     rows, problems = read_customers_csv(args.file, config.phone.default_region)
     for problem in problems:
         print(f"{args.file}:{problem}", file=sys.stderr)
-    created, updated = asyncio.run(_store_customers(config, rows))
+    created, updated = _store_customers(config, rows)
     print(
         f"imported {len(rows)} customer(s): {created} new, {updated} updated; {len(problems)} row(s) refused"
     )
@@ -243,12 +243,8 @@ def read_customers_csv(path: Path, region: str) -> tuple[list[Any], list[str]]:
     return rows, problems
 
 
-async def _store_customers(config: Config, rows: list[Any]) -> tuple[int, int]:
-    store = await _open_store(config)
-    try:
-        return await store.import_customers(rows, time.time())
-    finally:
-        await store.close()
+def _store_customers(config: Config, rows: list[Any]) -> tuple[int, int]:
+    return _on_store(config, lambda store: store.import_customers(rows, time.time()))
 
 
 async def _open_store(config: Config) -> Any:
@@ -258,20 +254,26 @@ async def _open_store(config: Config) -> Any:
     return await Store.open(config.store.url, numbering(config))
 
 
+def _on_store(config: Config, work: Any) -> Any:
+    """Open the store, run `await work(store)`, close it: one command's whole use of it."""
+
+    async def run() -> Any:
+        store = await _open_store(config)
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
 # -- tickets -------------------------------------------------------------------------
 
 
 def _list_tickets(args: argparse.Namespace) -> int:
     config = load_config(args.config, check_secrets=False)
 
-    async def fetch() -> list[dict[str, Any]]:
-        store = await _open_store(config)
-        try:
-            return await store.list_tickets(limit=args.limit, status=args.status)
-        finally:
-            await store.close()
-
-    tickets = asyncio.run(fetch())
+    tickets = _on_store(config, lambda store: store.list_tickets(limit=args.limit, status=args.status))
     if args.json:
         print(json.dumps(tickets, ensure_ascii=False, indent=2))
         return 0
@@ -295,14 +297,7 @@ def _list_tickets(args: argparse.Namespace) -> int:
 def _show_ticket(args: argparse.Namespace) -> int:
     config = load_config(args.config, check_secrets=False)
 
-    async def fetch() -> dict[str, Any] | None:
-        store = await _open_store(config)
-        try:
-            return await store.ticket_detail(args.number)
-        finally:
-            await store.close()
-
-    detail = asyncio.run(fetch())
+    detail = _on_store(config, lambda store: store.ticket_detail(args.number))
     if detail is None:
         print(f"cti-bridge: no ticket {args.number}", file=sys.stderr)
         return 1
@@ -316,14 +311,9 @@ def _show_ticket(args: argparse.Namespace) -> int:
 def _search_tickets(args: argparse.Namespace) -> int:
     config = load_config(args.config, check_secrets=False)
 
-    async def fetch() -> list[Any]:
-        store = await _open_store(config)
-        try:
-            return await store.search(args.query, region=config.phone.default_region, limit=args.limit)
-        finally:
-            await store.close()
-
-    hits = asyncio.run(fetch())
+    hits = _on_store(
+        config, lambda store: store.search(args.query, region=config.phone.default_region, limit=args.limit)
+    )
     if args.json:
         print(json.dumps([dataclasses.asdict(h) for h in hits], ensure_ascii=False, indent=2))
         return 0
@@ -448,16 +438,8 @@ def _report(args: argparse.Namespace) -> int:
         zone,
     )
 
-    async def fetch() -> list[Any]:
-        store = await _open_store(config)
-        try:
-            return list(await store.ticket_histories(period.start, period.end))
-        finally:
-            await store.close()
-
-    report = compute_kpis(
-        asyncio.run(fetch()), period=period, policy=SlaPolicy.from_config(config), as_of=now
-    )
+    histories = _on_store(config, lambda store: store.ticket_histories(period.start, period.end))
+    report = compute_kpis(histories, period=period, policy=SlaPolicy.from_config(config), as_of=now)
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -650,15 +632,13 @@ def _attach(args: argparse.Namespace) -> int:
     config = load_config(args.config, check_secrets=False)
     folder = config.store.attachments or sqlite_path(config.store.url).parent / "attachments"
 
-    async def attach() -> Any:
-        store = await _open_store(config)
-        try:
-            return await store.attach(args.number, args.file, folder=folder, actor=args.actor, at=time.time())
-        finally:
-            await store.close()
-
     try:
-        added = asyncio.run(attach())
+        added = _on_store(
+            config,
+            lambda store: store.attach(
+                args.number, args.file, folder=folder, actor=args.actor, at=time.time()
+            ),
+        )
     except AttachmentError as exc:
         print(f"cti-bridge: {exc}", file=sys.stderr)
         return 1
@@ -742,18 +722,14 @@ def _apply_ticket_command(args: argparse.Namespace) -> int:
     config = load_config(args.config, check_secrets=False)
     workflow = Workflow(FieldSchema.from_config(config.tickets, phone_region=config.phone.default_region))
 
-    async def apply() -> Any:
-        store = await _open_store(config)
-        try:
-            command = args.build(args)
-            return await store.apply_command(
-                args.number, command, workflow=workflow, actor=args.actor, at=time.time()
-            )
-        finally:
-            await store.close()
-
     try:
-        transition = asyncio.run(apply())
+        command = args.build(args)
+        transition = _on_store(
+            config,
+            lambda store: store.apply_command(
+                args.number, command, workflow=workflow, actor=args.actor, at=time.time()
+            ),
+        )
     except (TicketError, LookupError, ValueError) as exc:
         print(f"cti-bridge: {exc}", file=sys.stderr)
         return 1
@@ -766,16 +742,13 @@ def _kb_run(config: Config, work: Any) -> Any:
     """Run `work(store)` on an open store; a refusal comes back as its message."""
     from cti_bridge.store.knowledge import KnowledgeBaseError
 
-    async def run() -> Any:
-        store = await _open_store(config)
+    async def refusal_as_message(store: Any) -> Any:
         try:
             return await work(store)
         except KnowledgeBaseError as exc:
             return str(exc)
-        finally:
-            await store.close()
 
-    return asyncio.run(run())
+    return _on_store(config, refusal_as_message)
 
 
 def _kb_refused(message: str) -> int:

@@ -236,18 +236,15 @@ class CallPipeline:
         if not popped:
             opened = await self._ticket_for(call)
             popped = self._pop_answer(call, agent_id, event_at, opened)
-        if popped:
-            ticket = await self._tickets.agent_answered(call, agent_id, event_at)
-        else:
-            # A call known from before a restart or reconnect: only the store knows whether
-            # this answer was popped already.
-            ticket = await self._tickets.agent_answered(call, agent_id, event_at)
-            if ticket is None:
-                return  # a resync re-reporting an answered call: no second pop
+        ticket = await self._tickets.agent_answered(call, agent_id, event_at)
+        if ticket is None:
+            return  # already recorded: a resync re-reporting an answered call, no second pop
+        if not popped:
+            # A call known from before a restart or reconnect: only the store could tell
+            # that this answer had not been popped yet.
             opened = self._open[call.key] = replace(opened, ticket=ticket)
             self._pop("answered", agent_id, call, opened, event_at)
-        if ticket is not None:
-            self._notify("call_answered", ticket, event_at, agent_id=agent_id)
+        self._notify("call_answered", ticket, event_at, agent_id=agent_id)
 
     async def _on_recording_announced(
         self, update: RecordingAnnounced, _event_at: float, _popped: bool
