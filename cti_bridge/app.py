@@ -37,6 +37,7 @@ def build_tracker(config: Config) -> CallTracker:
             frozenset(pbx.inbound_contexts),
             frozenset(pbx.outbound_contexts),
             frozenset(pbx.inbound_dids),
+            frozenset(pbx.ivr_variables),
         )
         for pbx in config.pbxs
     }

@@ -14,7 +14,7 @@ from cti_bridge.config.model import PbxConfig, TranscriptionConfig
 from cti_bridge.screenpop.outputs import Publisher
 from cti_bridge.screenpop.payload import ticket_message
 from cti_bridge.store import Recording, Store
-from cti_bridge.tickets.prefill import rule_matches
+from cti_bridge.tickets.rules import routing_matches
 from cti_bridge.transcribe.audio import AudioError, inspect_wav, is_wav_complete
 
 log = structlog.get_logger(__name__)
@@ -35,7 +35,7 @@ def local_path(pbx: PbxConfig, pbx_path: str) -> Path:
 
 def language_for(config: TranscriptionConfig, *, pbx: str, queue: str | None, did: str | None) -> str:
     for rule in config.language_rules:
-        if rule_matches(rule.when, pbx=pbx, queue=queue, did=did):
+        if routing_matches(rule.when, pbx=pbx, queue=queue, did=did):
             return rule.language
     return config.default_language
 

@@ -79,6 +79,7 @@ class AmiClient:
         self._config = config
         self._secret = secret
         self._sink = sink
+        self._ivr_variables = frozenset(config.ivr_variables)
         self._session: _Session | None = None
         self.connected = asyncio.Event()
         self.sessions = 0  # completed logins, for health and tests
@@ -187,7 +188,7 @@ class AmiClient:
     def _on_event(self, _session: object, message: Any) -> None:
         # Runs inside panoramisk's data_received: enqueue and nothing else.
         self.events_received += 1
-        if wanted(message):
+        if wanted(message, self._ivr_variables):
             self._sink(AmiFrame(self.name, message, time.time()))
 
     def _close(self) -> None:

@@ -196,11 +196,15 @@ def _newexten(pbx: str, m: Message, at: float) -> ev.DialplanEntered:
     )
 
 
-def _varset(pbx: str, m: Message, at: float) -> ev.RecordingStarted | None:
+def _varset(pbx: str, m: Message, at: float) -> ev.RecordingStarted | ev.ChannelVariableSet | None:
     # panoramisk 1.4 drops an empty last header, so a cleared variable has no Value at all.
-    if _text(m, "Variable") != _RECORDING_VARIABLE or not _text(m, "Value"):
+    variable, value = _text(m, "Variable"), _text(m, "Value")
+    if not value:
         return None
-    return ev.RecordingStarted(pbx=pbx, at=at, **_ids(m), path=_text(m, "Value"))
+    if variable == _RECORDING_VARIABLE:
+        return ev.RecordingStarted(pbx=pbx, at=at, **_ids(m), path=value)
+    # Only the variables `wanted` let through get here; the tracker knows which mean what.
+    return ev.ChannelVariableSet(pbx=pbx, at=at, **_ids(m), variable=variable, value=value)
 
 
 def _dial_ids(m: Message) -> dict[str, str]:
@@ -331,13 +335,20 @@ _MAPPERS: dict[str, Callable[[str, Message, float], ev.CallEvent | None]] = {
 
 # The events worth reading. A busy PBX sends about as many again that the product ignores
 # (Newstate, DeviceStateChange, Cdr, ...), and a quarter of a call's events are VarSets of
-# dialplan variables other than the recording's: `wanted` drops those as they arrive.
+# dialplan variables other than the recording's and the IVR's: `wanted` drops those as they arrive.
 HANDLED_EVENTS = frozenset(_MAPPERS)
 
 
-def wanted(message: Message) -> bool:
-    """Whether `map_message` could make anything of this event (a cheap look at two headers)."""
+def wanted(message: Message, ivr_variables: frozenset[str] = frozenset()) -> bool:
+    """Whether the product could make anything of this event (a cheap look at two headers).
+
+    Args:
+        message: the event's headers.
+        ivr_variables: the PBX's configured IVR variables (pbxs[].ivr_variables); their
+            VarSets are kept besides the recording's.
+    """
     name = message.get("Event")
     if name == "VarSet":
-        return message.get("Variable") == _RECORDING_VARIABLE
+        variable = message.get("Variable")
+        return variable == _RECORDING_VARIABLE or variable in ivr_variables
     return name in HANDLED_EVENTS

@@ -52,6 +52,14 @@ class RecordingStarted(ChannelEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelVariableSet(ChannelEvent):
+    """VarSet of a dialplan variable other than MIXMONITOR_FILENAME (an IVR choice, say)."""
+
+    variable: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DialStarted(ChannelEvent):
     """DialBegin from this channel to `dest_channel`."""
 
@@ -162,6 +170,7 @@ CallEvent = (
     | CallerIdChanged
     | DialplanEntered
     | RecordingStarted
+    | ChannelVariableSet
     | DialStarted
     | DialEnded
     | QueueJoined

@@ -49,6 +49,9 @@ class Call:
     recordings: tuple[str, ...] = ()  # paths as the PBX names them
     rang_agents: tuple[str, ...] = ()
     transfers: int = 0
+    # (menu, choice) in the order the caller chose: the Menu of an IvrChoice UserEvent, or
+    # the name of a configured IVR variable. A menu can appear twice when the caller went back.
+    ivr_choices: tuple[tuple[str, str], ...] = ()
 
     @property
     def ring_seconds(self) -> float | None:

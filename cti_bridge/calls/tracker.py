@@ -29,14 +29,22 @@ from cti_bridge.calls.model import (
 # do not run the inbound dialplan themselves.
 _OUTGOING_LEG_APPS = frozenset({"AppDial", "AppDial2", "AppQueue"})
 
+# The IVR's UserEvent (asterisk/extensions.conf, [ivr-main]):
+#   UserEvent(IvrChoice,Menu: main,Choice: ${EXTEN})
+IVR_CHOICE_EVENT = "IvrChoice"
+IVR_MENU_HEADER = "Menu"
+IVR_CHOICE_HEADER = "Choice"
+
 
 @dataclass(frozen=True, slots=True)
 class PbxRouting:
-    """How to tell an inbound call on one PBX."""
+    """What the tracker must know of one PBX's dialplan: how to tell an inbound call, and
+    which channel variables hold the caller's IVR choices."""
 
     inbound_contexts: frozenset[str]
     outbound_contexts: frozenset[str] = frozenset()
     inbound_dids: frozenset[str] = frozenset()
+    ivr_variables: frozenset[str] = frozenset()
 
     def is_inbound(self, context: str, exten: str) -> bool:
         return context in self.inbound_contexts or exten in self.inbound_dids
@@ -76,6 +84,7 @@ class _CallState:
     hangup_cause_text: str | None = None
     recordings: list[str] = field(default_factory=list)
     transfers: int = 0
+    ivr_choices: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def direction(self) -> Direction:
@@ -99,6 +108,7 @@ class _CallState:
             recordings=tuple(self.recordings),
             rang_agents=tuple(self.rang),
             transfers=self.transfers,
+            ivr_choices=tuple(self.ivr_choices),
         )
         return dataclasses.replace(call, **changes) if changes else call
 
@@ -132,6 +142,8 @@ class CallTracker:
             ev.QueueCallerAbandoned: self._on_queue_caller_abandoned,
             ev.ChannelHungUp: self._on_channel_hung_up,
             ev.CallTransferred: self._on_call_transferred,
+            ev.UserEventReceived: self._on_user_event,
+            ev.ChannelVariableSet: self._on_variable_set,
             ev.LiveChannelsListed: self._on_live_channels_listed,
         }
 
@@ -250,6 +262,31 @@ class CallTracker:
         if state is not None:
             state.transfers += 1
         return []
+
+    # -- what the caller chose in the IVR ---------------------------------------
+    # Recorded on the call as it goes; made before the call is routed (the usual case), a
+    # choice is in the CallQualified snapshot that the ticket is prefilled from.
+
+    def _on_user_event(self, event: ev.UserEventReceived) -> list[CallUpdate]:
+        if event.name != IVR_CHOICE_EVENT:
+            return []
+        # Header names as the dialplan wrote them; compare without case to forgive `menu:`.
+        headers = {name.lower(): value for name, value in event.fields}
+        menu, choice = headers.get(IVR_MENU_HEADER.lower()), headers.get(IVR_CHOICE_HEADER.lower())
+        if menu and choice:
+            self._record_ivr_choice(event, menu, choice)
+        return []
+
+    def _on_variable_set(self, event: ev.ChannelVariableSet) -> list[CallUpdate]:
+        routing = self._routing.get(event.pbx)
+        if routing is not None and event.variable in routing.ivr_variables:
+            self._record_ivr_choice(event, event.variable, event.value)
+        return []
+
+    def _record_ivr_choice(self, event: ev.ChannelEvent, menu: str, choice: str) -> None:
+        state, _ = self._find(event)
+        if state is not None:
+            state.ivr_choices.append((menu, choice))
 
     # -- resync after (re)connect -------------------------------------------
 

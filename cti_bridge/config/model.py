@@ -105,6 +105,11 @@ class PbxConfig(_Section):
     recording_paths: list[PathMapping] = Field(
         default_factory=list, description="PBX recording directory -> local directory."
     )
+    ivr_variables: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(
+        default_factory=list,
+        description="Channel variables the dialplan sets to the caller's IVR choice, e.g. IVR_CHOICE; "
+        "ticket rules match them by name under `when.ivr`.",
+    )
 
 
 class AgentConfig(_Section):
@@ -139,11 +144,90 @@ class RuleMatch(_Section):
     did: list[str] | None = None
 
 
+def _compile_regex(value: object) -> object:
+    """Compile at load time, so a bad pattern is reported at its key and never at call time."""
+    if isinstance(value, str):
+        try:
+            return re.compile(value)
+        except re.error as exc:
+            raise ValueError(
+                f"{value!r} is not a valid regular expression: {exc.msg} at position {exc.pos}"
+            ) from None
+    return value
+
+
+Regex = Annotated[re.Pattern[str], BeforeValidator(_compile_regex)]
+TextSource = Literal["description", "transcript"]
+TEXT_SOURCES: tuple[TextSource, ...] = ("description", "transcript")
+
+
+def _digits_as_text(value: object) -> object:
+    # `ivr: {main: [2]}` reads the keypress as a YAML number; the PBX sends it as text.
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+IvrChoice = Annotated[str, BeforeValidator(_digits_as_text), Field(min_length=1)]
+
+
+def _not_blank(keyword: str) -> str:
+    if not keyword.strip():
+        raise ValueError("a keyword cannot be blank: it would be found in any text")
+    return keyword
+
+
+Keyword = Annotated[str, AfterValidator(_not_blank)]
+
+
+class TicketRuleMatch(RuleMatch):
+    """A ticket rule's conditions: the call's routing, the caller's IVR choices and the ticket's texts."""
+
+    ivr: dict[str, list[IvrChoice]] | None = Field(
+        None, description="IVR menu (or variable) -> accepted choices: the caller's last choice in each."
+    )
+    keywords: list[Keyword] | None = Field(
+        None, min_length=1, description="Any of these words in the texts, ignoring case."
+    )
+    regex: Regex | None = Field(None, description="A Python regular expression searched in the texts.")
+    sources: list[TextSource] = Field(
+        default_factory=lambda: list(TEXT_SOURCES),
+        alias="in",
+        min_length=1,
+        description="The texts that keywords, regex and the rule's extract read.",
+    )
+
+
 class TicketRule(_Section):
     name: str = Field(description="Shown in the ticket history as the rule that fired.")
-    when: RuleMatch
+    when: TicketRuleMatch
     category: str | None = Field(None, description="Category path, e.g. 技术故障/网络问题")
     priority: Priority | None = None
+    extract: dict[str, Regex] = Field(
+        default_factory=dict,
+        description="Ticket field -> regex: its capture group, or the group named after the field.",
+    )
+
+    @model_validator(mode="after")
+    def _does_something(self) -> TicketRule:
+        if self.category is None and self.priority is None and not self.extract:
+            raise ValueError("a rule needs a category, a priority or extract: this one does nothing")
+        return self
+
+    @field_validator("extract")
+    @classmethod
+    def _one_value_per_pattern(cls, extract: dict[str, re.Pattern[str]]) -> dict[str, re.Pattern[str]]:
+        _raise_located(
+            "extract",
+            [
+                (
+                    (name,),
+                    f"needs one capture group around the value (it has {pattern.groups}), "
+                    f"or a group named (?P<{name}>...)",
+                )
+                for name, pattern in extract.items()
+                if pattern.groups != 1 and name not in pattern.groupindex
+            ],
+        )
+        return extract
 
 
 TicketStatusName = Literal["assigned", "in_progress", "waiting", "resolved", "closed"]
@@ -322,7 +406,7 @@ class TicketConfig(_Section):
         # Imported here: the ticket core imports this module, so it cannot be imported at the top.
         from cti_bridge.tickets.categories import CategoryTree
         from cti_bridge.tickets.errors import CategoryError
-        from cti_bridge.tickets.fields import STANDARD_FIELD_NAMES
+        from cti_bridge.tickets.fields import STANDARD_FIELD_NAMES, STANDARD_FIELDS, FieldType
 
         problems: list[tuple[tuple[str | int, ...], str]] = []
         names = set(STANDARD_FIELD_NAMES)
@@ -344,6 +428,19 @@ class TicketConfig(_Section):
                         (("priority_names", index, attr), f"{getattr(entry, attr)!r} is used twice")
                     )
                 seen.add(value)
+        # The category and urgency fields are what a rule's own `category:` and `priority:` set.
+        by_actions = {s.name for s in STANDARD_FIELDS if s.type in (FieldType.CATEGORY, FieldType.PRIORITY)}
+        for index, rule in enumerate(self.rules):
+            for name in rule.extract:
+                if name not in names:
+                    problems.append((("rules", index, "extract", name), f"no field named {name!r}"))
+                elif name in by_actions:
+                    problems.append(
+                        (
+                            ("rules", index, "extract", name),
+                            f"set {name!r} with the rule's own key, not by extracting it",
+                        )
+                    )
         tree = CategoryTree.from_config(self.categories)
         if not tree.is_empty:
             named = [(("rules", i, "category"), rule.category) for i, rule in enumerate(self.rules)]
@@ -845,8 +942,10 @@ __all__ = [
     "SlaConfig",
     "StoreConfig",
     "TeamConfig",
+    "TextSource",
     "TicketConfig",
     "TicketFieldConfig",
     "TicketRule",
+    "TicketRuleMatch",
     "TranscriptionConfig",
 ]

@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from cti_bridge.store.database import Database
+from cti_bridge.store.database import Database, Session
 
 _UNSAFE = re.compile(r"[^\w.\-]+")
 _CHUNK = 1 << 20
@@ -49,24 +49,28 @@ async def add_attachment(
         raise AttachmentError(f"{source}: no such file")
     target, sha256, size = await asyncio.to_thread(_copy_hashed, source, folder / number)
     content_type = mimetypes.guess_type(source.name)[0]
+
+    async def write(tx: Session) -> int:
+        row = await tx.fetchone(
+            "INSERT INTO attachments (ticket_id, name, path, sha256, size_bytes, content_type,"
+            " added_by, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (ticket_id, source.name, str(target), sha256, size, content_type, actor, at),
+        )
+        assert row is not None
+        data = {"attachment_id": row["id"], "name": source.name, "sha256": sha256, "size_bytes": size}
+        await tx.execute(
+            "INSERT INTO ticket_events (ticket_id, at, kind, actor, data) VALUES (?, ?, ?, ?, ?)",
+            (ticket_id, at, "attachment_added", actor, json.dumps(data, ensure_ascii=False)),
+        )
+        return row["id"]
+
     try:
-        async with db.transaction() as tx:
-            row = await tx.fetchone(
-                "INSERT INTO attachments (ticket_id, name, path, sha256, size_bytes, content_type,"
-                " added_by, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (ticket_id, source.name, str(target), sha256, size, content_type, actor, at),
-            )
-            assert row is not None
-            data = {"attachment_id": row["id"], "name": source.name, "sha256": sha256, "size_bytes": size}
-            await tx.execute(
-                "INSERT INTO ticket_events (ticket_id, at, kind, actor, data) VALUES (?, ?, ?, ?, ?)",
-                (ticket_id, at, "attachment_added", actor, json.dumps(data, ensure_ascii=False)),
-            )
+        attachment_id = await db.transaction(write)
     except BaseException:
         await asyncio.to_thread(target.unlink, missing_ok=True)
         raise
     return Attachment(
-        id=row["id"],
+        id=attachment_id,
         ticket_id=ticket_id,
         name=source.name,
         path=str(target),

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import aiosqlite
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
@@ -28,39 +30,38 @@ def sqlite_path(url: str) -> Path:
 
 
 class Session:
-    """Statements on the store's connection, each one round trip to aiosqlite's thread.
+    """Statements inside one unit of work, run one after another on the store's thread.
 
-    A round trip costs about 30 µs even when the loop is idle (a cursor's execute, fetch
-    and close would be three), and a ticket's transaction is several statements: rows
-    come back from `execute_fetchall`, and inserts name what they need with RETURNING.
+    The methods are coroutines only so that store code reads the same inside and outside a
+    unit: none of them suspends, because each runs its statement on the spot.
     """
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection) -> None:
         self._connection = connection
 
-    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
-        rows = await self._connection.execute_fetchall(sql, params)
-        return next(iter(rows), None)
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        return self._connection.execute(sql, params).fetchone()
 
-    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
-        return list(await self._connection.execute_fetchall(sql, params))
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        return self._connection.execute(sql, params).fetchall()
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        await self._connection.execute_fetchall(sql, params)
+        self._connection.execute(sql, params)
 
 
 class Database:
-    """An aiosqlite connection behind a lock.
+    """One SQLite connection, used from aiosqlite's thread.
 
-    aiosqlite runs statements on its own thread, but every `await` lets another task
-    issue a statement on the same connection; the lock keeps a transaction's
-    statements together.
+    A transaction runs as one unit on that thread: its statements go one after another with
+    no hop back to the event loop in between. So a call's ticket work costs one hand-off
+    per transaction instead of one per statement, and transactions never interleave without
+    an asyncio lock (a lock's waiters convoyed at 100 calls/s: bench/RESULTS.md).
+    aiosqlite has no public call for running a function on its thread (omnilib/aiosqlite#19
+    asked for one); `_run` below is the single place that uses its private `_execute`.
     """
 
     def __init__(self, connection: aiosqlite.Connection) -> None:
         self._connection = connection
-        self._session = Session(connection)
-        self._lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, url: str) -> Database:
@@ -86,45 +87,86 @@ class Database:
     async def close(self) -> None:
         await self._connection.close()
 
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Session]:
-        """Run statements atomically: BEGIN IMMEDIATE takes the write lock up front, so
-        two daemons sharing a file never both decide to create the same ticket."""
-        async with self._lock:
-            await self._session.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._session
-            except BaseException:
-                await self._session.execute("ROLLBACK")
-                raise
-            await self._session.execute("COMMIT")
+    async def transaction(
+        self, work: Callable[Concatenate[Session, P], Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run `work(session, *args, **kwargs)` atomically, as one unit on the store's thread.
 
-    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
-        async with self._lock:
-            return await self._session.fetchone(sql, params)
+        BEGIN IMMEDIATE takes the write lock up front, so two daemons sharing a file never
+        both decide to create the same ticket. An exception rolls everything back and is
+        raised here as is. `work` may await only its session's methods.
+        """
+        return await self._run(_in_transaction, work, args, kwargs)
 
-    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
-        async with self._lock:
-            return await self._session.fetchall(sql, params)
+    async def read(
+        self, work: Callable[Concatenate[Session, P], Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run several reads as one unit: they all see the same snapshot of the store."""
+        return await self._run(_in_read_transaction, work, args, kwargs)
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        rows = await self._connection.execute_fetchall(sql, params)
+        return next(iter(rows), None)
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        return list(await self._connection.execute_fetchall(sql, params))
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        async with self._lock:
-            await self._session.execute(sql, params)
+        await self._connection.execute_fetchall(sql, params)
+
+    async def _run(self, unit: Callable[..., T], *args: Any) -> T:
+        connection = self._connection
+        return await connection._execute(lambda: unit(connection._conn, *args))
 
     async def _migrate(self) -> None:
-        await self._session.execute(
+        await self.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT)"
         )
-        applied = {row[0] for row in await self._session.fetchall("SELECT version FROM schema_migrations")}
+        applied = {row[0] for row in await self.fetchall("SELECT version FROM schema_migrations")}
         for version, name, sql in await asyncio.to_thread(_migrations):
-            if version in applied:
-                continue
-            async with self.transaction() as tx:
-                for statement in _statements(sql):
-                    await tx.execute(statement)
-                await tx.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES (?, ?)", (version, name)
-                )
+            if version not in applied:
+                await self.transaction(_apply_migration, version, name, sql)
+
+
+async def _apply_migration(tx: Session, version: int, name: str, sql: str) -> None:
+    for statement in _statements(sql):
+        await tx.execute(statement)
+    await tx.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", (version, name))
+
+
+def _in_transaction(
+    connection: sqlite3.Connection, work: Callable[..., Awaitable[T]], args: tuple, kwargs: dict
+) -> T:
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        result = _finish(work(Session(connection), *args, **kwargs))
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+    return result
+
+
+def _in_read_transaction(
+    connection: sqlite3.Connection, work: Callable[..., Awaitable[T]], args: tuple, kwargs: dict
+) -> T:
+    connection.execute("BEGIN")
+    try:
+        return _finish(work(Session(connection), *args, **kwargs))
+    finally:
+        connection.execute("COMMIT")
+
+
+def _finish(work: Awaitable[T]) -> T:
+    """Run a unit's coroutine to its end on this thread: it never suspends, since a Session's
+    methods do not, so a single send() completes it."""
+    coroutine = work.__await__()
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    coroutine.close()
+    raise StoreError("a store transaction awaited something other than its session")
 
 
 def _migrations() -> list[tuple[int, str, str]]:

@@ -97,8 +97,7 @@ async def add_article(
     Raises:
         KnowledgeBaseError: the title or body is blank.
     """
-    async with db.transaction() as tx:
-        return await _insert(tx, title, body, _tags(tags), category, None, actor, at)
+    return await db.transaction(_insert, title, body, _tags(tags), category, None, actor, at)
 
 
 async def update_article(
@@ -116,7 +115,8 @@ async def update_article(
     Raises:
         KnowledgeBaseError: no such article, or a blank title or body.
     """
-    async with db.transaction() as tx:
+
+    async def write(tx: Session) -> Article:
         row = await tx.fetchone(f"SELECT {_COLUMNS} FROM kb_articles a WHERE a.id = ?", (article_id,))
         if row is None:
             raise KnowledgeBaseError(f"no article #{article_id}")
@@ -135,6 +135,8 @@ async def update_article(
         await _index(tx, article_id, new_title, new_body, new_tags)
         return _article(row)
 
+    return await db.transaction(write)
+
 
 async def article_from_ticket(db: Database, ticket_id: int, actor: str, at: float) -> Article:
     """Turn a resolved or closed ticket into an article, and say so in the ticket's history.
@@ -146,7 +148,8 @@ async def article_from_ticket(db: Database, ticket_id: int, actor: str, at: floa
         KnowledgeBaseError: no such ticket, the ticket is not resolved or closed, it already
             has an article, or it has neither description nor resolution to write one from.
     """
-    async with db.transaction() as tx:
+
+    async def write(tx: Session) -> Article:
         ticket = await tx.fetchone(
             "SELECT id, number, status, subject, description, category FROM tickets WHERE id = ?",
             (ticket_id,),
@@ -175,6 +178,8 @@ async def article_from_ticket(db: Database, ticket_id: int, actor: str, at: floa
             (ticket_id, at, actor, data),
         )
         return article
+
+    return await db.transaction(write)
 
 
 # -- reading ---------------------------------------------------------------------------

@@ -124,8 +124,9 @@ class Store:
         Returns:
             (created, updated) counts.
         """
-        created = updated = 0
-        async with self._db.transaction() as tx:
+
+        async def write(tx: Session) -> tuple[int, int]:
+            created = updated = 0
             for customer in customers:
                 customer_id = await _existing_customer(tx, customer)
                 values = (
@@ -159,7 +160,9 @@ class Store:
                         " ON CONFLICT (phone) DO UPDATE SET customer_id = excluded.customer_id",
                         (phone, customer_id),
                     )
-        return created, updated
+            return created, updated
+
+        return await self._db.transaction(write)
 
     # -- tickets for calls (TicketRepository) ----------------------------------
 
@@ -213,7 +216,7 @@ class Store:
     async def _create_ticket_for_call(
         self, new: NewTicket, call: Call, caller_e164: str | None, at: float
     ) -> Ticket:
-        async with self._db.transaction() as tx:
+        async def write(tx: Session) -> Ticket:
             inserted = await tx.fetchone(
                 "INSERT INTO tickets (status, priority, category, rule, subject, description,"
                 " customer_id, caller_number, caller_name, did, queue, created_at, updated_at)"
@@ -257,20 +260,25 @@ class Store:
             )
             return _ticket(row)
 
+        return await self._db.transaction(write)
+
     async def attach_call(
         self, ticket_id: int, call: Call, caller_e164: str | None, at: float
     ) -> tuple[Ticket, bool]:
+
+        async def write(tx: Session) -> Ticket:
+            await _insert_call(tx, ticket_id, call, caller_e164)
+            row = await tx.fetchone(
+                "UPDATE tickets SET updated_at = MAX(updated_at, ?) WHERE id = ?"
+                f" RETURNING {_TICKET_COLUMNS}",
+                (at, ticket_id),
+            )
+            assert row is not None
+            await _event(tx, ticket_id, at, "call_attached", "system", {"call": str(call.key)})
+            return _ticket(row)
+
         try:
-            async with self._db.transaction() as tx:
-                await _insert_call(tx, ticket_id, call, caller_e164)
-                row = await tx.fetchone(
-                    "UPDATE tickets SET updated_at = MAX(updated_at, ?) WHERE id = ?"
-                    f" RETURNING {_TICKET_COLUMNS}",
-                    (at, ticket_id),
-                )
-                assert row is not None
-                await _event(tx, ticket_id, at, "call_attached", "system", {"call": str(call.key)})
-                return _ticket(row), True
+            return await self._db.transaction(write), True
         except sqlite3.IntegrityError as exc:
             return await self._ticket_of_recorded_call(call, exc), False
 
@@ -289,7 +297,7 @@ class Store:
         )
 
     async def record_answer(self, call: Call, agent_id: str, at: float) -> Ticket | None:
-        async with self._db.transaction() as tx:
+        async def write(tx: Session) -> Ticket | None:
             row = await tx.fetchone(
                 "SELECT c.ticket_id, c.agent_id, t.assignee, t.status FROM calls c"
                 " JOIN tickets t ON t.id = c.ticket_id WHERE c.pbx = ? AND c.linkedid = ?",
@@ -336,8 +344,10 @@ class Store:
             await _events(tx, row["ticket_id"], at, events)
             return _ticket(ticket)
 
+        return await self._db.transaction(write)
+
     async def record_call_end(self, call: Call, at: float) -> None:
-        async with self._db.transaction() as tx:
+        async def write(tx: Session) -> None:
             ended = await tx.fetchone(
                 "UPDATE calls SET ended_at = ?, answered_at = COALESCE(answered_at, ?),"
                 " agent_id = COALESCE(?, agent_id), queue = COALESCE(?, queue), rang_agents = ?,"
@@ -378,6 +388,8 @@ class Store:
                 },
             )
 
+        return await self._db.transaction(write)
+
     async def record_csat(self, pbx: str, linkedid: str, score: int, at: float) -> Ticket | None:
         """Record a post-call survey's score on the ticket of the call (pbx, linkedid).
 
@@ -393,7 +405,8 @@ class Store:
         """
         if type(score) is not int or score not in CSAT_SCORES:  # bool and float: no
             raise ValueError(f"CSAT score must be 1..5, got {score!r}")
-        async with self._db.transaction() as tx:
+
+        async def write(tx: Session) -> Ticket | None:
             call = await tx.fetchone(
                 "SELECT c.id, c.ticket_id, s.score FROM calls c"
                 " LEFT JOIN csat_scores s ON s.call_id = c.id WHERE c.pbx = ? AND c.linkedid = ?",
@@ -423,6 +436,8 @@ class Store:
                 data["previous"] = call["score"]
             await _event(tx, call["ticket_id"], at, "csat", "customer", data)
             return _ticket(row)
+
+        return await self._db.transaction(write)
 
     async def open_calls(self, pbx: str) -> list[OpenCall]:
         """Calls of a PBX whose end we have not recorded (e.g. we were down when they ended)."""
@@ -513,7 +528,8 @@ class Store:
         Returns:
             The transcription job id, if one was queued.
         """
-        async with self._db.transaction() as tx:
+
+        async def write(tx: Session) -> int | None:
             row = await tx.fetchone(
                 "UPDATE recordings SET status = ?, size_bytes = ?, duration_seconds = ?, error = ?,"
                 " linked_at = ? WHERE id = ? RETURNING ticket_id, local_path",
@@ -541,9 +557,12 @@ class Store:
             )
             return job["id"] if job else None
 
+        return await self._db.transaction(write)
+
     async def claim_job(self, owner: str, now: float, lease_seconds: float) -> TranscriptionJob | None:
         """Take the oldest ready job, or one whose lease ran out (its worker or daemon died)."""
-        async with self._db.transaction() as tx:
+
+        async def write(tx: Session) -> TranscriptionJob | None:
             row = await tx.fetchone(
                 "UPDATE transcription_jobs SET state = 'running', attempts = attempts + 1,"
                 " lease_owner = ?, lease_expires_at = ?, started_at = ? WHERE id = ("
@@ -563,12 +582,15 @@ class Store:
             assert job is not None
             return TranscriptionJob(**_columns(job, TranscriptionJob))
 
+        return await self._db.transaction(write)
+
     async def complete_job(
         self, job: TranscriptionJob, owner: str, result: dict[str, Any], at: float
     ) -> bool:
         """Store the transcript, if `owner` still holds the job's lease. False if it does not
         (the lease ran out and someone else took the job): the result is then discarded."""
-        async with self._db.transaction() as tx:
+
+        async def write(tx: Session) -> bool:
             taken = await tx.fetchone(
                 "UPDATE transcription_jobs SET state = 'done', finished_at = ?, error = NULL,"
                 " lease_expires_at = NULL WHERE id = ? AND state = 'running' AND lease_owner = ?"
@@ -610,12 +632,15 @@ class Store:
             )
             return True
 
+        return await self._db.transaction(write)
+
     async def fail_job(
         self, job: TranscriptionJob, owner: str, reason: str, *, retry_at: float | None, at: float
     ) -> bool:
         """Record a failed attempt: queue it again from `retry_at`, or fail it for good."""
         state = "queued" if retry_at is not None else "failed"
-        async with self._db.transaction() as tx:
+
+        async def write(tx: Session) -> bool:
             held = await tx.fetchone(
                 "UPDATE transcription_jobs SET state = ?, error = ?, not_before = ?, lease_owner = NULL,"
                 " lease_expires_at = NULL, finished_at = ? WHERE id = ? AND state = 'running'"
@@ -635,6 +660,8 @@ class Store:
                     },
                 )
             return held is not None
+
+        return await self._db.transaction(write)
 
     async def release_jobs(self, owner: str) -> int:
         """Give back jobs this daemon was running (clean shutdown): queued again at once."""
@@ -676,7 +703,8 @@ class Store:
         Raises:
             LookupError: no ticket with that number.
         """
-        async with self._db.transaction() as tx:
+
+        async def write(tx: Session) -> Transition:
             row = await tx.fetchone(
                 "SELECT id, status, priority, assignee, waiting_on, fields,"
                 f" {', '.join(_FIELD_COLUMNS)} FROM tickets WHERE number = ?",
@@ -722,6 +750,8 @@ class Store:
                 ],
             )
             return transition
+
+        return await self._db.transaction(write)
 
     async def search(self, query: str, *, region: str | None = None, limit: int = 20) -> list[SearchHit]:
         """Tickets by number, phone, customer or text: see cti_bridge.store.search.search_tickets."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -77,6 +77,8 @@ class NewTicket:
     caller_name: str | None
     did: str | None
     queue: str | None
+    fields: dict[str, str] = field(default_factory=dict)  # extracted by rules: field name -> value
+    rule_reason: str | None = None  # why the rules named in `rule` fired, in words
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

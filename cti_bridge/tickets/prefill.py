@@ -5,17 +5,9 @@ from __future__ import annotations
 import time
 
 from cti_bridge.calls.model import Call
-from cti_bridge.config.model import RuleMatch, TicketConfig
+from cti_bridge.config.model import TicketConfig
 from cti_bridge.tickets.model import Customer, NewTicket, TicketStatus, most_urgent
-
-
-def rule_matches(when: RuleMatch, *, pbx: str, queue: str | None, did: str | None) -> bool:
-    """All given conditions hold; a condition is a list of accepted values."""
-    return (
-        (when.pbx is None or pbx in when.pbx)
-        and (when.queue is None or queue in when.queue)
-        and (when.did is None or did in when.did)
-    )
+from cti_bridge.tickets.rules import CallFacts, decide
 
 
 def prefill(
@@ -23,16 +15,15 @@ def prefill(
 ) -> NewTicket:
     """Decide the fields of the ticket for a new inbound call.
 
-    The first matching rule sets category and priority; a VIP customer never gets
-    less than `vip_priority`.
+    The rules (tickets.rules) set category and priority from the call's routing and IVR
+    choices, each from the first matching rule that has it; a VIP customer never gets less
+    than `vip_priority`.
     """
-    category, priority, rule_name = config.default_category, config.default_priority, None
-    for rule in config.rules:
-        if rule_matches(rule.when, pbx=call.key.pbx, queue=call.queue, did=call.did):
-            category = rule.category or category
-            priority = rule.priority or priority
-            rule_name = rule.name
-            break
+    # Rules on texts wait for `rules.revise`: nobody has said or typed anything yet, and the
+    # description below is our own summary, where a keyword could be found in a customer's name.
+    decision = decide(config.rules, CallFacts.of(call))
+    category = decision.category or config.default_category
+    priority = decision.priority or config.default_priority
     if customer is not None and customer.vip:
         priority = most_urgent(priority, config.vip_priority)
     who = (customer.name if customer else None) or call.caller_name or caller_e164
@@ -41,7 +32,8 @@ def prefill(
         status=TicketStatus.NEW,
         priority=priority,
         category=category,
-        rule=rule_name,
+        rule=decision.rule,
+        rule_reason=decision.reason,
         subject=f"Phone call from {who}",
         description=_description(call, caller_e164, customer),
         customer_id=customer.id if customer else None,
@@ -49,6 +41,7 @@ def prefill(
         caller_name=call.caller_name,
         did=call.did,
         queue=call.queue,
+        fields={name: found.value for name, found in decision.fields.items()},
     )
 
 

@@ -148,14 +148,37 @@ def test_core_show_channels_response_becomes_a_snapshot():
     assert next(c for c in snapshot.channels if c.application == "Wait").duration_seconds == 1
 
 
-@pytest.mark.parametrize("capture", ["call1", "dial", "queue"])
-def test_the_arrival_filter_keeps_every_event_the_mapping_uses(capture):
-    messages = messages_of_capture(FIXTURES / f"{capture}_raw_passive_rx.ami")
-    used = [m for m in messages if map_message("p", m, 0.0) is not None]
-    dropped = [m for m in messages if not wanted(m)]
+def used_by_the_tracker(event, ivr_variables):
+    # The mapping turns any VarSet into ChannelVariableSet; the tracker reads the IVR ones only.
+    if isinstance(event, ev.ChannelVariableSet):
+        return event.variable in ivr_variables
+    return event is not None
 
-    assert used and all(wanted(m) for m in used)
+
+@pytest.mark.parametrize("capture", ["call1", "dial", "queue"])
+@pytest.mark.parametrize("ivr_variables", [frozenset(), frozenset({"CTI_TICKET", "DIALSTATUS"})])
+def test_the_arrival_filter_keeps_every_event_the_mapping_uses(capture, ivr_variables):
+    messages = messages_of_capture(FIXTURES / f"{capture}_raw_passive_rx.ami")
+    used = [m for m in messages if used_by_the_tracker(map_message("p", m, 0.0), ivr_variables)]
+    dropped = [m for m in messages if not wanted(m, ivr_variables)]
+
+    assert used and all(wanted(m, ivr_variables) for m in used)
     # What it drops is most of the stream: the ignored events and the other variables' VarSets.
     assert len(dropped) > len(messages) / 3
     assert any(m["Event"] == "VarSet" for m in dropped)
-    assert not any(m["Event"] == "VarSet" and m["Variable"] == "MIXMONITOR_FILENAME" for m in dropped)
+    kept = {"MIXMONITOR_FILENAME", *ivr_variables}
+    assert not any(m["Event"] == "VarSet" and m["Variable"] in kept for m in dropped)
+
+
+def test_other_variables_become_channel_variable_set():
+    message = {
+        "Event": "VarSet",
+        "Uniqueid": "1.1",
+        "Linkedid": "1.1",
+        "Variable": "IVR_CHOICE",
+        "Value": "2",
+    }
+    assert map_message("p", message, 1.0) == ev.ChannelVariableSet(
+        pbx="p", at=1.0, uniqueid="1.1", linkedid="1.1", variable="IVR_CHOICE", value="2"
+    )
+    assert wanted(message, frozenset({"IVR_CHOICE"})) and not wanted(message)

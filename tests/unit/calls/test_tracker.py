@@ -318,3 +318,77 @@ def test_an_agents_own_leg_in_an_inbound_context_is_not_the_caller():
     out = t.handle(hangup("1.1", "1.1", "Local/agent1@agents-00000001;1", 2.0))
     assert out[-1].call.direction is Direction.INTERNAL
     assert not any(isinstance(u, (CallQualified, AgentRang, AgentAnswered)) for u in out)
+
+
+# -- IVR choices ------------------------------------------------------------------
+
+
+def ivr_tracker(ivr_variables=()):
+    return CallTracker(
+        {"p": PbxRouting(frozenset({"from-pstn"}), ivr_variables=frozenset(ivr_variables))},
+        AgentDirectory([AgentEntry("agent1", ("Local/agent1@agents",))]),
+    )
+
+
+def on_the_caller(**headers):
+    """An AMI event on the caller's channel, as panoramisk hands it over."""
+    return {
+        "Privilege": "dialplan,all",
+        "Channel": "PJSIP/trunk-00000001",
+        "Context": "ivr-main",
+        "Exten": "2",
+        "Uniqueid": "1.1",
+        "Linkedid": "1.1",
+        **headers,
+    }
+
+
+def feed(t, *messages):
+    updates = []
+    for message in messages:
+        event = map_message("p", message, 2.0)
+        if event is not None:
+            updates += t.handle(event)
+    return updates
+
+
+def test_an_ivr_choice_sent_as_a_user_event_is_on_the_call_when_it_is_routed():
+    t = ivr_tracker()
+    t.handle(chan("1.1", "1.1", "PJSIP/trunk-00000001", exten="4008003000"))
+    out = feed(
+        t,
+        on_the_caller(Event="UserEvent", UserEvent="IvrChoice", Menu="main", Choice="2"),
+        on_the_caller(Event="UserEvent", UserEvent="SurveyResult", Score="5"),  # not an IVR choice
+        on_the_caller(Event="QueueCallerJoin", Queue="billing", Position="1"),
+    )
+    assert kinds(out) == ["CallQualified"]
+    assert out[0].call.ivr_choices == (("main", "2"),)
+    assert out[0].call.did == "4008003000" and out[0].call.queue == "billing"
+
+
+def test_an_ivr_choice_set_in_a_configured_variable_is_recorded():
+    t = ivr_tracker(ivr_variables={"IVR_CHOICE"})
+    t.handle(chan("1.1", "1.1", "PJSIP/trunk-00000001"))
+    out = feed(
+        t,
+        on_the_caller(Event="VarSet", Variable="IVR_CHOICE", Value="1"),
+        on_the_caller(Event="VarSet", Variable="DIALSTATUS", Value="ANSWER"),  # not configured
+        on_the_caller(Event="VarSet", Variable="IVR_CHOICE", Value="3"),  # went back, chose again
+        on_the_caller(Event="QueueCallerJoin", Queue="support", Position="1"),
+    )
+    assert out[0].call.ivr_choices == (("IVR_CHOICE", "1"), ("IVR_CHOICE", "3"))
+
+
+def test_a_choice_after_routing_is_on_the_later_snapshots():
+    t = ivr_tracker()
+    t.handle(chan("1.1", "1.1", "PJSIP/trunk-00000001"))
+    out = feed(t, on_the_caller(Event="QueueCallerJoin", Queue="support", Position="1"))
+    assert out[0].call.ivr_choices == ()
+    # A choice without its Menu is ignored: the tracker cannot tell which menu it answers.
+    feed(
+        t,
+        on_the_caller(Event="UserEvent", UserEvent="IvrChoice", Choice="9"),
+        on_the_caller(Event="UserEvent", UserEvent="IvrChoice", menu="survey-opt-in", choice="1"),
+    )
+    out = t.handle(hangup("1.1", "1.1", "PJSIP/trunk-00000001", 9.0))
+    assert out[-1].call.ivr_choices == (("survey-opt-in", "1"),)

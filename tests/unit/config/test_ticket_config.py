@@ -165,3 +165,83 @@ def test_labels_cannot_hold_the_path_separator(tmp_path, monkeypatch):
     )
     assert list(found) == [(7, "tickets.categories.tree[0].zh")]
     assert "cannot contain `/`" in found[(7, "tickets.categories.tree[0].zh")]
+
+
+def test_rule_patterns_and_extract_fields_are_checked_at_their_line(tmp_path, monkeypatch):
+    found = problems(
+        tmp_path,
+        monkeypatch,
+        """\
+tickets:
+  rules:
+    - name: order
+      when:
+        keywords: [退款, " "]
+        regex: '订单号(\\d{8,}'
+        in: [transcript, notes]
+      extract:
+        order_number: '订单号?[:：\\s]*\\d{8,}'
+        product_model: '(型号)[:：\\s]*([A-Z0-9-]+)'
+    - name: idle
+      when: {queue: [support]}
+""",
+    )
+    assert set(found) == {
+        (9, "tickets.rules[0].when.keywords[1]"),
+        (10, "tickets.rules[0].when.regex"),
+        (11, "tickets.rules[0].when.in[1]"),
+        (13, "tickets.rules[0].extract.order_number"),
+        (14, "tickets.rules[0].extract.product_model"),
+        (15, "tickets.rules[1]"),
+    }
+    assert found[(10, "tickets.rules[0].when.regex")].endswith(
+        "is not a valid regular expression: missing ), unterminated subpattern at position 3"
+    )
+    assert (
+        "needs one capture group around the value (it has 0)"
+        in found[(13, "tickets.rules[0].extract.order_number")]
+    )
+    assert "(?P<product_model>...)" in found[(14, "tickets.rules[0].extract.product_model")]
+    assert "does nothing" in found[(15, "tickets.rules[1]")]
+
+
+def test_extract_names_a_field_a_rule_may_fill(tmp_path, monkeypatch):
+    found = problems(
+        tmp_path,
+        monkeypatch,
+        """\
+tickets:
+  rules:
+    - name: order
+      when: {}
+      extract:
+        warranty: '保修(\\d+)'
+        urgency: '(加急)'
+""",
+    )
+    assert found == {
+        (10, "tickets.rules[0].extract.warranty"): "no field named 'warranty'",
+        (
+            11,
+            "tickets.rules[0].extract.urgency",
+        ): "set 'urgency' with the rule's own key, not by extracting it",
+    }
+
+
+def test_the_ivr_condition_takes_keypresses_written_as_numbers():
+    config = TicketConfig.model_validate(
+        {"rules": [{"name": "r", "when": {"ivr": {"main": [2, "3"]}}, "priority": "P2"}]}
+    )
+    assert config.rules[0].when.ivr == {"main": ["2", "3"]}
+    assert config.rules[0].when.sources == ["description", "transcript"]
+
+
+def test_a_bad_regex_is_reported_with_file_line_and_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_AMI_SECRET", "x")
+    path = write(tmp_path, MINIMAL + "tickets:\n  rules:\n    - name: r\n      when: {regex: '[0-9'}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == (
+        f"{path}:8: tickets.rules[0].when.regex: "
+        "Value error, '[0-9' is not a valid regular expression: unterminated character set at position 0"
+    )
