@@ -17,12 +17,16 @@ from cti_bridge.ami.client import AmiClient
 from cti_bridge.calls.agents import AgentDirectory, AgentEntry
 from cti_bridge.calls.tracker import CallTracker, PbxRouting
 from cti_bridge.config import Config, reveal
+from cti_bridge.notifier import Notifier
 from cti_bridge.pipeline import CallPipeline
 from cti_bridge.recordings import RecordingService
 from cti_bridge.screenpop.mqtt import MqttPublisher
-from cti_bridge.store import Store
+from cti_bridge.sla_scheduler import SlaScheduler
+from cti_bridge.store import Database, Store
+from cti_bridge.tickets.dispatch import CallbackPolicy
 from cti_bridge.tickets.model import TicketNumbering
 from cti_bridge.tickets.service import TicketService
+from cti_bridge.tickets.workflow import Workflow
 from cti_bridge.transcribe.pool import WorkerPool
 from cti_bridge.transcribe.service import TranscriptionService, model_path
 
@@ -60,6 +64,8 @@ class Daemon:
         self.pool: WorkerPool | None = None
         self.transcription: TranscriptionService | None = None
         self.recordings: RecordingService | None = None
+        self.sla: SlaScheduler | None = None
+        self.notifier: Notifier | None = None
         self.ami: list[AmiClient] = []
         self._main: asyncio.Task[None] | None = None
         self._started = asyncio.Event()
@@ -105,18 +111,43 @@ class Daemon:
                 self.pool = await stack.enter_async_context(
                     WorkerPool(transcription.workers, preload=preload)
                 )
-                self.transcription = TranscriptionService(store, self.pool, transcription, publisher)
+                self.transcription = TranscriptionService(
+                    store,
+                    self.pool,
+                    transcription,
+                    publisher,
+                    rules=config.tickets.rules,
+                    workflow=Workflow.from_config(config),
+                )
             jobs_queued = self.transcription.jobs_queued if self.transcription else (lambda: None)
             self.recordings = RecordingService(store, config.pbxs, transcription, publisher, jobs_queued)
             tickets = TicketService(store, config.tickets, config.phone.default_region)
-            self.pipeline = CallPipeline(build_tracker(config), tickets, store, self.recordings, publisher)
+            # Their own connection: a pass over the open tickets never queues the call path's
+            # transactions behind it on the store's one database thread.
+            sla_db = await Database.open(config.store.url)
+            stack.push_async_callback(sla_db.close)
+            self.notifier = Notifier(sla_db, publisher, connected=publisher.connected)
+            self.pipeline = CallPipeline(
+                build_tracker(config),
+                tickets,
+                store,
+                self.recordings,
+                publisher,
+                callbacks=CallbackPolicy.from_config(config),
+                notifications_queued=self.notifier.wake,
+            )
             self.ami = [AmiClient(pbx, reveal(pbx.secret), self.pipeline.submit) for pbx in config.pbxs]
+            self.sla = SlaScheduler.from_config(
+                config, sla_db, publisher, notifications_queued=self.notifier.wake
+            )
             async with asyncio.TaskGroup() as tasks:
                 publishing = tasks.create_task(publisher.run(), name="mqtt-publisher")
                 side_tasks = []
                 if self.transcription is not None:
                     side_tasks.append(tasks.create_task(self.transcription.run(), name="transcription"))
                 side_tasks.append(tasks.create_task(self.recordings.run(), name="recordings"))
+                side_tasks.append(tasks.create_task(self.sla.run(), name="sla-scheduler"))
+                side_tasks.append(tasks.create_task(self.notifier.run(), name="notifier"))
                 pipeline_task = tasks.create_task(self.pipeline.run(), name="call-pipeline")
                 ami_tasks = [
                     tasks.create_task(client.run(), name=f"ami-{client.name}") for client in self.ami

@@ -716,11 +716,10 @@ def _lifecycle_parsers(tickets: Any, config_arg: argparse.ArgumentParser) -> Non
 
 def _apply_ticket_command(args: argparse.Namespace) -> int:
     from cti_bridge.tickets.errors import TicketError
-    from cti_bridge.tickets.fields import FieldSchema
     from cti_bridge.tickets.workflow import Workflow
 
     config = load_config(args.config, check_secrets=False)
-    workflow = Workflow(FieldSchema.from_config(config.tickets, phone_region=config.phone.default_region))
+    workflow = Workflow.from_config(config)
 
     try:
         command = args.build(args)

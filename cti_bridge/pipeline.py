@@ -1,4 +1,4 @@
-"""The event path: AMI frames -> domain events -> call tracking -> tickets, pops and recordings."""
+"""The event path: AMI frames -> domain events -> call tracking -> tickets, pops, recordings, callbacks."""
 
 from __future__ import annotations
 
@@ -30,8 +30,9 @@ from cti_bridge.calls.model import (
 from cti_bridge.calls.tracker import CallTracker
 from cti_bridge.recordings import RecordingService
 from cti_bridge.screenpop.outputs import OutboundMessage, Publisher
-from cti_bridge.screenpop.payload import screen_pop, ticket_message
+from cti_bridge.screenpop.payload import callback_message, screen_pop, ticket_message
 from cti_bridge.store import Store
+from cti_bridge.tickets.dispatch import CallbackPolicy
 from cti_bridge.tickets.model import CSAT_SCORES
 from cti_bridge.tickets.service import TicketForCall, TicketService, answered_by
 
@@ -43,6 +44,10 @@ log = structlog.get_logger(__name__)
 SURVEY_EVENT = "SurveyResult"
 SURVEY_SCORE_HEADER = "Score"
 SURVEY_LINKEDID_HEADER = "CallLinkedid"
+
+
+# How far back a starting daemon looks for calls whose callback it never dispatched.
+_LEFT_OVER_CALLBACKS = 24 * 3600.0
 
 
 class CallPipeline:
@@ -66,14 +71,20 @@ class CallPipeline:
         recordings: RecordingService,
         publisher: Publisher,
         clock: Callable[[], float] = time.time,
+        callbacks: CallbackPolicy | None = None,
+        notifications_queued: Callable[[], None] = lambda: None,
     ) -> None:
+        """`callbacks`: how missed, abandoned and after-hours calls are dispatched; None: they are not."""
         self._tracker = tracker
         self._tickets = tickets
         self._store = store
         self._recordings = recordings
         self._publisher = publisher
         self._clock = clock
+        self._callbacks = callbacks
+        self._notifications_queued = notifications_queued  # a dispatch wrote to the outbox
         self._queue: asyncio.Queue[AmiFrame | ev.CallEvent] = asyncio.Queue()
+        self._started = asyncio.Event()  # run() has done its start-up work and reads the queue
         self._open: dict[CallKey, TicketForCall] = {}
         self._answered_by: dict[CallKey, str] = {}  # answers this session popped
         self._handlers: dict[type, Callable[[Any, float, bool], Awaitable[None]]] = {
@@ -100,6 +111,8 @@ class CallPipeline:
         self._queue.put_nowait(item)
 
     async def run(self) -> None:
+        await self._call_back_left_over()
+        self._started.set()
         async with asyncio.TaskGroup() as lanes:  # cancelling run() cancels the lanes too
             self._lane_group = lanes
             while True:
@@ -116,6 +129,7 @@ class CallPipeline:
 
     async def drain(self) -> None:
         """Wait until everything submitted so far has been processed, lanes included."""
+        await self._started.wait()
         while True:
             await self._queue.join()
             await self._lanes_idle.wait()
@@ -275,6 +289,75 @@ class CallPipeline:
             talk_seconds=_round(call.talk_seconds),
         )
         self._recordings.call_ended(call)
+        await self._call_back(call, opened, event_at)
+
+    async def _call_back_left_over(self) -> None:
+        """Dispatch the callbacks of calls that ended while the last run was stopping (their end
+        recorded, their dispatch not). The agent learns of them from the notification outbox."""
+        policy = self._callbacks
+        if policy is None:
+            return
+        now = self._clock()
+        for key, reason in await self._store.calls_awaiting_callback(now - _LEFT_OVER_CALLBACKS):
+            done = await self._store.assign_callback(
+                key, reason, policy.dispatcher, at=now, response_since=now - policy.response_window
+            )
+            if done is not None:
+                self._notifications_queued()
+                log.info("callback.dispatched_late", call=str(key), assignee=done.assignee)
+                self._notify("callback", done.ticket, now, call=str(key), reason=str(reason))
+
+    async def _call_back(self, call: Call, opened: TicketForCall, event_at: float) -> None:
+        """A call nobody answered (or after hours): its ticket goes to whoever is to call back,
+        and their screen shows it."""
+        policy = self._callbacks
+        reason = policy.reason(call) if policy is not None else None
+        if policy is None or reason is None:
+            return
+        on_call = {c.agent_id for c in self._tracker.live_calls if c.agent_id and c.answered_at is not None}
+        done = await self._store.assign_callback(
+            call.key,
+            reason,
+            policy.dispatcher,
+            at=event_at,
+            response_since=event_at - policy.response_window,
+            on_call=on_call,
+        )
+        if done is None:
+            return  # dispatched before (a resync or restart re-reporting the end), or closed
+        self._notifications_queued()
+        outcome = str(done.assignment.outcome) if done.assignment is not None else "kept"
+        log.info(
+            "callback.dispatched",
+            reason=str(reason),
+            outcome=outcome,
+            assignee=done.assignee,
+            explanation=done.explanation,
+        )
+        self._notify(
+            "callback",
+            done.ticket,
+            event_at,
+            call=str(call.key),
+            reason=str(reason),
+            outcome=outcome,
+            assignee=done.assignee,
+        )
+        if done.assignee is None:
+            return  # left in a team queue: nobody's screen to show it on
+        message = callback_message(
+            agent_id=done.assignee,
+            reason=reason,
+            assigned=done.assignment is not None,
+            explanation=done.explanation,
+            call=call,
+            caller_e164=opened.caller_e164,
+            ticket=done.ticket,
+            customer=opened.history.customer,
+            dispatched_at=event_at,
+            now=self._clock(),
+        )
+        self._publisher.publish(message)
 
     async def _on_survey_answered(self, update: SurveyAnswered, event_at: float, _popped: bool) -> None:
         key = update.key

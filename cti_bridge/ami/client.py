@@ -23,9 +23,10 @@ from typing import Any
 import panoramisk
 import structlog
 from panoramisk.ami_protocol import AMIProtocol
+from panoramisk.message import Message
 from pydantic import SecretStr
 
-from cti_bridge.ami.mapping import live_channel_names, map_live_channels, wanted
+from cti_bridge.ami.mapping import live_channel_names, map_live_channels, wanted, worth_parsing
 from cti_bridge.calls import events as ev
 from cti_bridge.config.model import PbxConfig
 
@@ -129,7 +130,11 @@ class AmiClient:
         session.register_event("*", self._on_event)
         self._session = session
         transport, protocol = await asyncio.wait_for(
-            loop.create_connection(AMIProtocol, self._config.host, self._config.port),
+            loop.create_connection(
+                lambda: _FilteringProtocol(self._ivr_variables, self._count_dropped),
+                self._config.host,
+                self._config.port,
+            ),
             _CONNECT_TIMEOUT,
         )
         connected: asyncio.Future[tuple[Any, Any]] = loop.create_future()
@@ -191,6 +196,9 @@ class AmiClient:
         if wanted(message, self._ivr_variables):
             self._sink(AmiFrame(self.name, message, time.time()))
 
+    def _count_dropped(self) -> None:
+        self.events_received += 1
+
     def _close(self) -> None:
         if self._session is not None:
             self._session.awaiting_actions.clear()  # resync replaces anything left unanswered
@@ -207,6 +215,34 @@ async def _shielded(action: asyncio.Future[Any], lost: asyncio.Future[str]) -> A
     if action in done:
         return action.result()
     raise ConnectionError(f"session lost while waiting: {lost.result()}")
+
+
+class _FilteringProtocol(AMIProtocol):
+    """panoramisk 1.4's protocol, except that events the daemon would throw away are dropped
+    as text (`mapping.worth_parsing`) instead of being parsed first. The framing is 1.4's
+    `AMIProtocol.data_received`, which has no hook between splitting and parsing."""
+
+    def __init__(self, ivr_variables: frozenset[str], on_dropped: Callable[[], None]) -> None:
+        self._ivr_variables = ivr_variables
+        self._on_dropped = on_dropped
+
+    def data_received(self, data: bytes) -> None:
+        # Manager.connection_made sets the encoding; the banner can arrive before it does.
+        text = data.decode(getattr(self, "encoding", "ascii"), "ignore")
+        if self.version is None and text.startswith("Asterisk Call Manager/"):
+            self.version = text.partition("\r\n")[0].partition("/")[2].strip()
+        if self.queue:
+            text = self.queue.popleft() + text
+        frames = text.split("\r\n\r\n")
+        self.queue.append(frames.pop())  # the unfinished tail waits for the next read
+        for raw in frames:
+            frame = raw.strip()  # Asterisk sometimes ends a frame with a lone EOL
+            if not worth_parsing(frame, self._ivr_variables):
+                self._on_dropped()
+                continue
+            message = Message.from_line(frame)
+            if message is not None:
+                self.handle_message(message)
 
 
 class _QuietLog:

@@ -352,3 +352,22 @@ def wanted(message: Message, ivr_variables: frozenset[str] = frozenset()) -> boo
         variable = message.get("Variable")
         return variable == _RECORDING_VARIABLE or variable in ivr_variables
     return name in HANDLED_EVENTS
+
+
+def worth_parsing(frame: str, ivr_variables: frozenset[str] = frozenset()) -> bool:
+    """Whether an AMI frame, still text, could be one that `wanted` keeps.
+
+    The same test as `wanted`, made on the raw text, so that the rest are dropped before
+    panoramisk builds a Message of them: its parse is most of what an event costs, and two
+    thirds of a busy PBX's events are refused. It may say yes to a frame `wanted` refuses
+    (a variable whose name merely contains a wanted one), never no to one it keeps.
+    """
+    if not frame.startswith("Event: "):
+        return True  # a response, or something odd: panoramisk decides
+    end = frame.find("\r\n")
+    name = frame[7:end] if end > 0 else frame[7:]
+    if name == "VarSet":
+        return _RECORDING_VARIABLE in frame or any(variable in frame for variable in ivr_variables)
+    # Shutdown is read by panoramisk itself; an event carrying an ActionID answers one of our
+    # actions (CoreShowChannels lists the live channels as events).
+    return name in HANDLED_EVENTS or name == "Shutdown" or "ActionID: " in frame

@@ -788,6 +788,18 @@ class SlaConfig(_Section):
     targets: dict[Priority, PriorityTargets] = Field(default_factory=dict)
     warning: SlaWarningConfig = SlaWarningConfig()
     escalation: EscalationPolicies = EscalationPolicies()
+    recheck_every: Duration = Field(
+        timedelta(seconds=60),
+        description="The daemon's SLA scheduler looks at the open tickets at least this often, so "
+        "changes made by other processes (the CLI) are seen.",
+    )
+
+    @field_validator("recheck_every")
+    @classmethod
+    def _recheck_positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than zero")
+        return value
 
     @model_validator(mode="after")
     def _business_needs_a_calendar(self) -> SlaConfig:
@@ -839,6 +851,10 @@ class DispatchConfig(_Section):
     weights: DispatchWeights = DispatchWeights()
     response_reference: Duration = Field(
         timedelta(minutes=30), description="A median first response this slow or slower scores as slowest."
+    )
+    response_window: Duration = Field(
+        timedelta(days=7),
+        description="An agent's median first response is over the tickets created this recently.",
     )
 
     @field_validator("load_caps")

@@ -1,7 +1,9 @@
 """The JSON messages cti-bridge publishes: one module builds them all.
 
 `ScreenPop` goes to `{prefix}/agents/{agent_id}/screenpop`; `TicketNotice` to
-`{prefix}/tickets/{ticket_number}`. Their JSON Schemas are in
+`{prefix}/tickets/{ticket_number}`; `SlaNotice` to `{prefix}/tickets/{ticket_number}/sla`;
+`AgentNotification` to `{prefix}/agents/{agent_id}/notifications`; `CallbackNotice` to
+`{prefix}/agents/{agent_id}/callbacks`. Their JSON Schemas are in
 cti_bridge/screenpop/*.schema.json (kept in step by a test).
 """
 
@@ -14,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cti_bridge.calls.model import Call
 from cti_bridge.screenpop.outputs import OutboundMessage
+from cti_bridge.tickets.dispatch import CallbackReason
 from cti_bridge.tickets.model import CallerHistory, Customer, Ticket, TicketSummary
 
 SCHEMA_VERSION = 1
@@ -151,6 +154,27 @@ class TicketNotice(_Payload):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+class CallbackNotice(_Payload):
+    """Sent to the agent given a callback ticket: a customer whose call nobody answered."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event: Literal["callback"] = "callback"
+    agent_id: str
+    reason: CallbackReason = Field(
+        description="missed: agents rang, nobody answered; abandoned: the caller hung up while "
+        "queued; after_hours: came in outside business hours and no agent answered."
+    )
+    assigned: bool = Field(
+        description="True: dispatch gave the ticket to this agent now; False: it was theirs already."
+    )
+    explanation: str = Field(description="Why this agent, as written in the ticket's history.")
+    dispatched_at: str
+    sent_at: str = Field(description="When cti-bridge published this message.")
+    call: CallInfo = Field(description="The call to return.")
+    ticket: TicketInfo
+    customer: CustomerInfo | None = Field(description="None when the number is not a customer.")
+
+
 def screen_pop(
     *,
     event: Literal["ringing", "answered"],
@@ -177,6 +201,34 @@ def screen_pop(
     )
 
 
+def callback_message(
+    *,
+    agent_id: str,
+    reason: CallbackReason,
+    assigned: bool,
+    explanation: str,
+    call: Call,
+    caller_e164: str | None,
+    ticket: Ticket,
+    customer: Customer | None,
+    dispatched_at: float,
+    now: float,
+) -> OutboundMessage:
+    """A CallbackNotice on its topic, `agents/{agent_id}/callbacks`, ready to publish."""
+    notice = CallbackNotice(
+        agent_id=agent_id,
+        reason=reason,
+        assigned=assigned,
+        explanation=explanation,
+        dispatched_at=iso(dispatched_at) or "",
+        sent_at=iso(now) or "",
+        call=CallInfo.of(call, caller_e164),
+        ticket=TicketInfo.of(ticket),
+        customer=CustomerInfo.of(customer) if customer else None,
+    )
+    return OutboundMessage(f"agents/{agent_id}/callbacks", notice.model_dump_json().encode())
+
+
 def ticket_notice(event: str, ticket: TicketSummary, at: float, **data: Any) -> TicketNotice:
     return TicketNotice(event=event, ticket=TicketRef.of(ticket), at=iso(at) or "", data=data)
 
@@ -185,3 +237,95 @@ def ticket_message(event: str, ticket: TicketSummary, at: float, **data: Any) ->
     """A TicketNotice on its topic, `tickets/{number}`, ready to publish."""
     notice = ticket_notice(event, ticket, at, **data)
     return OutboundMessage(f"tickets/{ticket.number}", notice.model_dump_json().encode())
+
+
+class SlaNotice(_Payload):
+    """An SLA warning or breach fired for a ticket (once per ticket, target and kind)."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event: Literal["sla_warning", "sla_breached"]
+    ticket: TicketRef = Field(description="The ticket after the escalation (raised priority, new assignee).")
+    target: Literal["first_response", "resolution"]
+    reached_at: str = Field(description="When the warning fraction or the allowed time was used up.")
+    due_at: str | None = Field(description="When the allowed time is (or was) used up.")
+    fired_at: str = Field(description="When cti-bridge acted; later than reached_at after a restart.")
+    priority_from: str | None = Field(None, description="Breach: the priority before the escalation.")
+    priority_to: str | None = Field(None, description="Breach: the priority after it (may be the same).")
+    reassigned_to: str | None = Field(None, description="Breach: the supervisor the ticket went to, if any.")
+    notify: list[str] = Field(description="User ids notified on agents/<id>/notifications.")
+    reason: str
+
+
+class AgentNotification(_Payload):
+    """Something one user should know: an SLA warning or breach, a mention, a callback to make.
+
+    Delivered at least once: a client may see the same `id` again after a daemon restart.
+    """
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    id: int = Field(description="The notification's id; repeats of a delivery carry the same one.")
+    recipient: str
+    kind: str = Field(description="sla_warning | sla_breach | mention | callback_assigned | ...")
+    ticket_number: str | None
+    title: str
+    body: str
+    data: dict[str, Any] = Field(default_factory=dict)
+    created_at: str
+
+
+def sla_message(
+    *,
+    event: str,
+    ticket: TicketSummary,
+    target: str,
+    reached_at: float,
+    due_at: float | None,
+    fired_at: float,
+    notify: list[str],
+    reason: str,
+    priority_from: str | None = None,
+    priority_to: str | None = None,
+    reassigned_to: str | None = None,
+) -> OutboundMessage:
+    """An SlaNotice on its topic, `tickets/{number}/sla`, ready to publish."""
+    notice = SlaNotice.model_validate(  # validated: event and target are checked against the model
+        {
+            "event": event,
+            "ticket": TicketRef.of(ticket),
+            "target": target,
+            "reached_at": iso(reached_at) or "",
+            "due_at": iso(due_at),
+            "fired_at": iso(fired_at) or "",
+            "priority_from": priority_from,
+            "priority_to": priority_to,
+            "reassigned_to": reassigned_to,
+            "notify": notify,
+            "reason": reason,
+        }
+    )
+    return OutboundMessage(f"tickets/{ticket.number}/sla", notice.model_dump_json().encode())
+
+
+def notification_message(
+    *,
+    id: int,
+    recipient: str,
+    kind: str,
+    ticket_number: str | None,
+    title: str,
+    body: str,
+    data: dict[str, Any],
+    created_at: float,
+) -> OutboundMessage:
+    """An AgentNotification on its topic, `agents/{recipient}/notifications`, ready to publish."""
+    notification = AgentNotification(
+        id=id,
+        recipient=recipient,
+        kind=kind,
+        ticket_number=ticket_number,
+        title=title,
+        body=body,
+        data=data,
+        created_at=iso(created_at) or "",
+    )
+    return OutboundMessage(f"agents/{recipient}/notifications", notification.model_dump_json().encode())

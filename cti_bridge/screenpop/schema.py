@@ -5,13 +5,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cti_bridge.screenpop.payload import ScreenPop, TicketNotice
+from pydantic import BaseModel
+
+from cti_bridge.screenpop.payload import AgentNotification, CallbackNotice, ScreenPop, SlaNotice, TicketNotice
 
 HERE = Path(__file__).parent
-SCHEMAS = {"screenpop.schema.json": ScreenPop, "ticket-notice.schema.json": TicketNotice}
+SCHEMAS: dict[str, type[BaseModel]] = {
+    "screenpop.schema.json": ScreenPop,
+    "ticket-notice.schema.json": TicketNotice,
+    "sla-notice.schema.json": SlaNotice,
+    "agent-notification.schema.json": AgentNotification,
+    "callback.schema.json": CallbackNotice,
+}
 
 
-def render(model: type[ScreenPop] | type[TicketNotice]) -> str:
+def render(model: type[BaseModel]) -> str:
     return json.dumps(model.model_json_schema(), ensure_ascii=False, indent=2) + "\n"
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from collections.abc import Iterable
 from types import MappingProxyType
 
 from cti_bridge.store.database import Database
@@ -27,8 +29,14 @@ async def ticket_histories(db: Database, since: float, until: float) -> list[Tic
         " ORDER BY e.ticket_id, e.at, e.id",
         (since, until),
     )
+    return histories(tickets, rows)
+
+
+def histories(tickets: Iterable[sqlite3.Row], event_rows: Iterable[sqlite3.Row]) -> list[TicketHistory]:
+    """Ticket rows (id, number, status, priority, category, queue, assignee, created_at) with
+    their events (rows of ticket_id, at, kind, actor, data, from_status, to_status, in order)."""
     events: dict[int, list[HistoryEntry]] = {}
-    for row in rows:
+    for row in event_rows:
         events.setdefault(row["ticket_id"], []).append(
             HistoryEntry(
                 at=row["at"],

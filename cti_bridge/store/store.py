@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, time
 from pathlib import Path
@@ -14,10 +14,12 @@ from typing import Any
 
 import aiosqlite
 
-from cti_bridge.calls.model import Call
-from cti_bridge.store import attachments, knowledge, reports
+from cti_bridge.calls.model import Call, CallKey
+from cti_bridge.config.model import TicketRule
+from cti_bridge.store import attachments, dispatch, knowledge, notifications, reports
 from cti_bridge.store.database import Database, Session
 from cti_bridge.store.search import SearchHit, search_tickets
+from cti_bridge.tickets.dispatch import CallbackReason, Dispatcher
 from cti_bridge.tickets.kpi import TicketHistory
 from cti_bridge.tickets.model import (
     CSAT_SCORES,
@@ -30,7 +32,17 @@ from cti_bridge.tickets.model import (
     TicketStatus,
     TicketSummary,
 )
-from cti_bridge.tickets.workflow import Command, TicketState, Transition, WaitingOn, Workflow
+from cti_bridge.tickets.rules import CallFacts, Decision, TicketSoFar, revise
+from cti_bridge.tickets.workflow import (
+    ChangePriority,
+    Command,
+    EventKind,
+    TicketState,
+    Transition,
+    UpdateFields,
+    WaitingOn,
+    Workflow,
+)
 
 _OPEN = tuple(str(s) for s in OPEN_STATUSES)
 _OPEN_SQL = ",".join("?" * len(_OPEN))
@@ -219,8 +231,8 @@ class Store:
         async def write(tx: Session) -> Ticket:
             inserted = await tx.fetchone(
                 "INSERT INTO tickets (status, priority, category, rule, subject, description,"
-                " customer_id, caller_number, caller_name, did, queue, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                " customer_id, caller_number, caller_name, did, queue, fields, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     str(new.status),
                     new.priority,
@@ -233,6 +245,7 @@ class Store:
                     new.caller_name,
                     new.did,
                     new.queue,
+                    _json(new.fields),
                     at,
                     at,
                 ),
@@ -254,6 +267,7 @@ class Store:
                 {
                     "call": str(call.key),
                     "rule": new.rule,
+                    "why": new.rule_reason,
                     "category": new.category,
                     "priority": new.priority,
                 },
@@ -713,43 +727,67 @@ class Store:
             if row is None:
                 raise LookupError(f"no ticket {number}")
             transition = workflow.apply(_workflow_state(row, workflow), command, actor=actor, at=at)
-            after = transition.state
-            extra = dict(after.fields)
-            columns = [_or(extra.pop(name, None), empty) for name, empty in _FIELD_COLUMNS.items()]
-            await tx.execute(
-                "UPDATE tickets SET status = ?, priority = ?, assignee = ?, waiting_on = ?, fields = ?,"
-                f" {', '.join(f'{name} = ?' for name in _FIELD_COLUMNS)}, updated_at = MAX(updated_at, ?)"
-                " WHERE id = ?",
-                (
-                    str(after.status),
-                    after.priority,
-                    after.assignee,
-                    str(after.waiting_on) if after.waiting_on else None,
-                    _json(extra),
-                    *columns,
-                    at,
-                    row["id"],
-                ),
-            )
-            await tx.execute(
-                "INSERT INTO ticket_events (ticket_id, at, kind, actor, data, from_status, to_status, reason)"
-                " VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(transition.events)),
-                [
-                    value
-                    for e in transition.events
-                    for value in (
-                        row["id"],
-                        e.at,
-                        str(e.kind),
-                        e.actor,
-                        _json(e.data),
-                        str(e.from_status) if e.from_status else None,
-                        str(e.to_status),
-                        e.reason,
-                    )
-                ],
-            )
+            await _write_transition(tx, row["id"], transition, at)
+            await _notify_mentions(tx, row["id"], number, transition, at)
             return transition
+
+        return await self._db.transaction(write)
+
+    async def revise_by_rules(
+        self,
+        ticket_id: int,
+        *,
+        transcript: str,
+        rules: Sequence[TicketRule],
+        workflow: Workflow,
+        at: float,
+    ) -> Decision | None:
+        """Let the ticket rules read a call's transcript: keyword and regex rules may now set the
+        category, raise the priority and fill in extracted fields (tickets.rules.revise says
+        what they may override). The changes are written as the workflow's own commands, by
+        actor `rules` with the rules' reason, so the history replays like any other edit.
+
+        IVR choices are not stored with a call, so a rule that needs one decided at prefill
+        or not at all. A resolved or closed ticket is left alone.
+
+        Returns:
+            What the rules changed, or None if nothing.
+        """
+
+        async def write(tx: Session) -> Decision | None:
+            row = await tx.fetchone(
+                "SELECT id, status, priority, assignee, waiting_on, fields, queue, did,"
+                f" {', '.join(_FIELD_COLUMNS)},"
+                " (SELECT pbx FROM calls WHERE ticket_id = t.id ORDER BY id DESC LIMIT 1) AS pbx"
+                " FROM tickets t WHERE id = ?",
+                (ticket_id,),
+            )
+            if row is None or row["status"] not in _OPEN:
+                return None
+            state = _workflow_state(row, workflow)
+            ticket = TicketSoFar(
+                category=state.fields.get("category"),
+                priority=state.priority,
+                fields={k: str(v) for k, v in state.fields.items()},
+                set_by_people=await _set_by_people(tx, ticket_id),
+            )
+            facts = CallFacts(pbx=row["pbx"] or "", queue=row["queue"], did=row["did"])
+            decision = revise(rules, facts, ticket, transcript=transcript)
+            if decision.is_empty:
+                return None
+            values = {name: found.value for name, found in decision.fields.items()}
+            if decision.category is not None:
+                values["category"] = decision.category
+            commands: list[Command] = []
+            if values:
+                commands.append(UpdateFields(values=values, reason=decision.reason))
+            if decision.priority is not None:
+                commands.append(ChangePriority(priority=decision.priority, reason=decision.reason))
+            for command in commands:
+                transition = workflow.apply(state, command, actor=_RULES_ACTOR, at=at)
+                await _write_transition(tx, ticket_id, transition, at)
+                state = transition.state
+            return decision
 
         return await self._db.transaction(write)
 
@@ -836,6 +874,27 @@ class Store:
     async def ticket_histories(self, since: float, until: float) -> list[TicketHistory]:
         """Tickets created in [since, until) with their whole histories, for KPIs (two queries)."""
         return await reports.ticket_histories(self._db, since, until)
+
+    # -- callback dispatch (cti_bridge.store.dispatch) ---------------------------
+
+    async def assign_callback(
+        self,
+        call: CallKey,
+        reason: CallbackReason,
+        dispatcher: Dispatcher,
+        *,
+        at: float,
+        response_since: float,
+        on_call: Collection[str] = (),
+    ) -> dispatch.CallbackDispatch | None:
+        """Dispatch the callback of a call once: see cti_bridge.store.dispatch.assign_callback."""
+        return await dispatch.assign_callback(
+            self._db, call, reason, dispatcher, at=at, response_since=response_since, on_call=on_call
+        )
+
+    async def calls_awaiting_callback(self, since: float) -> list[tuple[CallKey, CallbackReason]]:
+        """Missed/abandoned calls ended since `since` whose callback was never handled."""
+        return await dispatch.calls_awaiting_callback(self._db, since)
 
     # -- knowledge base (cti_bridge.store.knowledge) -----------------------------
 
@@ -978,6 +1037,91 @@ def _columns(row: aiosqlite.Row, kind: type[Any]) -> dict[str, Any]:
 # Standard fields that live in a column of their own (the rest are in `tickets.fields`), with
 # what the column holds when the field is empty.
 _FIELD_COLUMNS: dict[str, str | None] = {"category": None, "subject": "", "description": ""}
+
+
+async def _write_transition(tx: Session, ticket_id: int, transition: Transition, at: float) -> None:
+    """The ticket's new state and the events that led to it."""
+    after = transition.state
+    extra = dict(after.fields)
+    columns = [_or(extra.pop(name, None), empty) for name, empty in _FIELD_COLUMNS.items()]
+    await tx.execute(
+        "UPDATE tickets SET status = ?, priority = ?, assignee = ?, waiting_on = ?, fields = ?,"
+        f" {', '.join(f'{name} = ?' for name in _FIELD_COLUMNS)}, updated_at = MAX(updated_at, ?)"
+        " WHERE id = ?",
+        (
+            str(after.status),
+            after.priority,
+            after.assignee,
+            str(after.waiting_on) if after.waiting_on else None,
+            _json(extra),
+            *columns,
+            at,
+            ticket_id,
+        ),
+    )
+    await tx.execute(
+        "INSERT INTO ticket_events (ticket_id, at, kind, actor, data, from_status, to_status, reason)"
+        " VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(transition.events)),
+        [
+            value
+            for e in transition.events
+            for value in (
+                ticket_id,
+                e.at,
+                str(e.kind),
+                e.actor,
+                _json(e.data),
+                str(e.from_status) if e.from_status else None,
+                str(e.to_status),
+                e.reason,
+            )
+        ],
+    )
+
+
+async def _notify_mentions(
+    tx: Session, ticket_id: int, number: str, transition: Transition, at: float
+) -> None:
+    """Each @mentioned user gets a notification, committed with the comment that names them."""
+    for event in transition.events:
+        mentioned = [user for user in event.data.get("mentions", ()) if user != event.actor]
+        if event.kind is not EventKind.COMMENTED or not mentioned:
+            continue
+        text = str(event.data["text"])
+        await notifications.queue_notifications(
+            tx,
+            mentioned,
+            kind="mention",
+            ticket_id=ticket_id,
+            title=f"{event.actor} 在 {number} 中提到了你 / {event.actor} mentioned you on {number}",
+            body=text if len(text) <= _MENTION_BODY else text[: _MENTION_BODY - 1] + "…",
+            data={"ticket": number, "by": event.actor, "visibility": str(event.data.get("visibility"))},
+            at=at,
+        )
+
+
+_MENTION_BODY = 280  # characters of the comment quoted in a mention's notification
+
+
+# Actors that are the product itself, not a person: what they set, rules may set again.
+_RULES_ACTOR = "rules"
+_MACHINE_ACTORS = ("system", _RULES_ACTOR, "sla", "dispatch")
+
+
+async def _set_by_people(tx: Session, ticket_id: int) -> frozenset[str]:
+    """The fields (and `priority`) a person has set or cleared on the ticket."""
+    rows = await tx.fetchall(
+        "SELECT kind, data FROM ticket_events WHERE ticket_id = ? AND kind IN ('fields_updated',"
+        f" 'priority_changed') AND actor NOT IN ({', '.join('?' * len(_MACHINE_ACTORS))})",
+        (ticket_id, *_MACHINE_ACTORS),
+    )
+    names: set[str] = set()
+    for row in rows:
+        if row["kind"] == "priority_changed":
+            names.add("priority")
+        else:
+            names.update(json.loads(row["data"]).get("changes", {}))
+    return frozenset(names)
 
 
 def _workflow_state(row: aiosqlite.Row, workflow: Workflow) -> TicketState:

@@ -1,4 +1,4 @@
-"""Who takes a callback ticket, why, and which pending ticket is dispatched first."""
+"""Which calls need a call back, who takes the callback ticket and why, which pending ticket goes first."""
 
 from __future__ import annotations
 
@@ -7,10 +7,65 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, TypeVar
 
+from cti_bridge.calls.model import Call, Direction
+from cti_bridge.calls.model import Outcome as CallOutcome
 from cti_bridge.config.model import AgentConfig, Config, DispatchConfig
 from cti_bridge.tickets.model import PRIORITIES
+from cti_bridge.tickets.sla import BusinessCalendar
 
 _LISTED = 8  # others named in an explanation; the full list stays in `candidates`
+
+
+class CallbackReason(StrEnum):
+    MISSED = "missed"  # agents rang, nobody answered
+    ABANDONED = "abandoned"  # the caller gave up while queued
+    AFTER_HOURS = "after_hours"  # came in while the business calendar was closed, no agent answered
+
+
+class BusinessHours(Protocol):
+    """When the call centre is open (tickets.sla.BusinessCalendar fits)."""
+
+    def is_open(self, at: float) -> bool: ...
+
+
+def callback_reason(call: Call, hours: BusinessHours | None) -> CallbackReason | None:
+    """Why an ended inbound call needs a call back, or None if it does not.
+
+    Missed and abandoned calls always do. A call that started outside business hours and that
+    no agent answered (typically IVR or voicemail) does too; without a calendar (`hours` None)
+    no call counts as after hours. A call whose end came in while the daemon was away (LOST)
+    is called back only when after hours: during business hours an agent may well have had it.
+    """
+    if call.direction is not Direction.INBOUND or call.answered_at is not None:
+        return None
+    if call.outcome is CallOutcome.MISSED:
+        return CallbackReason.MISSED
+    if call.outcome is CallOutcome.ABANDONED:
+        return CallbackReason.ABANDONED
+    if call.outcome is not CallOutcome.ANSWERED and hours is not None and not hours.is_open(call.started_at):
+        return CallbackReason.AFTER_HOURS
+    return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallbackPolicy:
+    """What the daemon needs to dispatch callbacks: which calls, who takes them, how speed is measured."""
+
+    dispatcher: Dispatcher
+    hours: BusinessHours | None  # None: no calendar, so no call is after hours
+    response_window: float  # seconds: an agent's median first response is over tickets this recent
+
+    @classmethod
+    def from_config(cls, config: Config) -> CallbackPolicy:
+        calendar = config.sla.calendar
+        return cls(
+            dispatcher=Dispatcher.from_config(config),
+            hours=BusinessCalendar.from_config(calendar) if calendar is not None else None,
+            response_window=config.dispatch.response_window.total_seconds(),
+        )
+
+    def reason(self, call: Call) -> CallbackReason | None:
+        return callback_reason(call, self.hours)
 
 
 class Availability(StrEnum):

@@ -297,8 +297,8 @@ class _Facts:
 
 def _facts(ticket: TicketHistory, policy: SlaPolicy, as_of: float) -> _Facts:
     events = [e for e in ticket.events if e.at <= as_of]
-    changes = status_changes(_status_events(ticket, events))
-    first_response = next((e.at for e in events if _is_response(e)), None)
+    changes = status_history(ticket, events)
+    first_response = first_response_at(events)
     resolved_at = next((e.at for e in events if e.to_status is TicketStatus.RESOLVED), None)
     reopened = any(e.kind == EventKind.REOPENED for e in events)
     calls = sum(1 for e in events if (e.kind == "created" and "call" in e.data) or e.kind == "call_attached")
@@ -327,6 +327,16 @@ def _facts(ticket: TicketHistory, policy: SlaPolicy, as_of: float) -> _Facts:
         sla_resolution=sla.resolution,
         time_in_state=_time_in_state(changes, as_of),
     )
+
+
+def first_response_at(events: Iterable[HistoryEntry]) -> float | None:
+    """When an agent first responded (as defined above), if anyone has."""
+    return next((e.at for e in events if _is_response(e)), None)
+
+
+def status_history(ticket: TicketHistory, events: Sequence[HistoryEntry] | None = None) -> list[StatusChange]:
+    """The status changes the SLA clock reads, creation first, from `events` (default: all of them)."""
+    return status_changes(_status_events(ticket, ticket.events if events is None else events))
 
 
 def _is_response(event: HistoryEntry) -> bool:

@@ -7,11 +7,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
-from typing import ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from cti_bridge.tickets.errors import InvalidTransition, MissingFieldsError
 from cti_bridge.tickets.fields import FieldSchema, FieldValue
 from cti_bridge.tickets.model import OPEN_STATUSES, TicketStatus
+
+if TYPE_CHECKING:
+    from cti_bridge.config.model import Config
 
 S = TicketStatus
 _ALL = frozenset(TicketStatus)
@@ -246,6 +249,11 @@ class Workflow:
 
     def __init__(self, schema: FieldSchema | None = None) -> None:
         self.schema = schema or FieldSchema()
+
+    @classmethod
+    def from_config(cls, config: Config) -> Workflow:
+        """The workflow of `tickets:` (fields, required fields, priority names)."""
+        return cls(FieldSchema.from_config(config.tickets, phone_region=config.phone.default_region))
 
     def open(
         self, *, actor: str, at: float, priority: str, fields: Mapping[str, object] | None = None

@@ -10,16 +10,18 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 
 import structlog
 
-from cti_bridge.config.model import ModelConfig, TranscriptionConfig
+from cti_bridge.config.model import ModelConfig, TicketRule, TranscriptionConfig
 from cti_bridge.screenpop.outputs import Publisher
 from cti_bridge.screenpop.payload import ticket_message
 from cti_bridge.store import Store, TranscriptionJob
+from cti_bridge.tickets.errors import TicketError
+from cti_bridge.tickets.workflow import Workflow
 from cti_bridge.transcribe.errors import TranscriptionFailed, WorkerCrashed
 from cti_bridge.transcribe.pool import WorkerPool
 
@@ -52,8 +54,13 @@ class TranscriptionService:
         config: TranscriptionConfig,
         publisher: Publisher,
         clock: Callable[[], float] = time.time,
+        *,
+        rules: Sequence[TicketRule] = (),
+        workflow: Workflow | None = None,
     ) -> None:
         self._store = store
+        self._rules = rules if workflow is not None else ()
+        self._workflow = workflow
         self._pool = pool
         self._config = config
         self._publisher = publisher
@@ -122,6 +129,7 @@ class TranscriptionService:
             elapsed=round(result.elapsed_seconds, 2),
             words=len(result.words),
         )
+        await self._apply_rules(job, result.text, now)
         ticket = await self._store.get_ticket(job.ticket_id)
         self._publisher.publish(
             ticket_message(
@@ -134,6 +142,22 @@ class TranscriptionService:
                 duration_seconds=result.duration_seconds,
             )
         )
+
+    async def _apply_rules(self, job: TranscriptionJob, transcript: str, now: float) -> None:
+        """Keyword and regex rules read the transcript (the ticket's category, priority and
+        extracted fields). The transcript is stored already: a rule the workflow refuses
+        (an extracted value that is no valid field value, say) is logged and changes nothing."""
+        if not self._rules or self._workflow is None or not transcript:
+            return
+        try:
+            decision = await self._store.revise_by_rules(
+                job.ticket_id, transcript=transcript, rules=self._rules, workflow=self._workflow, at=now
+            )
+        except TicketError as exc:
+            log.warning("ticket.rules_refused", ticket=job.ticket_number, error=str(exc))
+            return
+        if decision is not None:
+            log.info("ticket.rules_applied", ticket=job.ticket_number, why=decision.reason)
 
     async def _failed(self, job: TranscriptionJob, reason: str, *, permanent: bool) -> None:
         retry_at = None

@@ -16,6 +16,8 @@ EDGES = {
     "cti_bridge.app",
     "cti_bridge.pipeline",
     "cti_bridge.recordings",
+    "cti_bridge.sla_scheduler",
+    "cti_bridge.notifier",
     "cti_bridge.cli",
 }
 

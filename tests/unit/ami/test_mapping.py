@@ -2,10 +2,11 @@ import json
 from pathlib import Path
 
 import pytest
+from panoramisk.message import Message
 
-from cti_bridge.ami.mapping import MalformedEvent, map_live_channels, map_message, wanted
+from cti_bridge.ami.mapping import MalformedEvent, map_live_channels, map_message, wanted, worth_parsing
 from cti_bridge.calls import events as ev
-from tests.support.ami_replay import messages_of_capture
+from tests.support.ami_replay import events_of_capture, messages_of_capture
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "ami"
 
@@ -182,3 +183,25 @@ def test_other_variables_become_channel_variable_set():
         pbx="p", at=1.0, uniqueid="1.1", linkedid="1.1", variable="IVR_CHOICE", value="2"
     )
     assert wanted(message, frozenset({"IVR_CHOICE"})) and not wanted(message)
+
+
+@pytest.mark.parametrize("capture", ["call1_raw_passive", "dial_raw_passive", "queue_raw_passive"])
+@pytest.mark.parametrize("ivr_variables", [frozenset(), frozenset({"CTI_TICKET", "DIALSTATUS"})])
+def test_the_text_filter_never_drops_a_frame_the_message_filter_keeps(capture, ivr_variables):
+    frames = [raw.decode().strip() for raw in events_of_capture(FIXTURES / f"{capture}_rx.ami")]
+    parsed = [(frame, Message.from_line(frame)) for frame in frames]
+    kept = [frame for frame, message in parsed if message is not None and wanted(message, ivr_variables)]
+    passed = [frame for frame in frames if worth_parsing(frame, ivr_variables)]
+
+    assert kept and set(kept) <= set(passed)
+    # And it does drop: without that, panoramisk would still parse every frame.
+    assert len(passed) < len(frames)
+
+
+def test_the_text_filter_passes_shutdown_and_answers_to_actions():
+    assert worth_parsing("Event: Shutdown\r\nPrivilege: system,all\r\nShutdown: Cleanly")
+    assert worth_parsing("Event: CoreShowChannel\r\nActionID: action/1\r\nChannel: PJSIP/a-1")
+    assert worth_parsing("Response: Success\r\nActionID: action/2\r\nPing: Pong")
+    assert not worth_parsing("Event: Newstate\r\nChannel: PJSIP/a-1\r\nUniqueid: 1.1")
+    assert not worth_parsing("Event: VarSet\r\nVariable: DIALSTATUS\r\nValue: ANSWER")
+    assert worth_parsing("Event: VarSet\r\nVariable: DIALSTATUS\r\nValue: ANSWER", frozenset({"DIALSTATUS"}))

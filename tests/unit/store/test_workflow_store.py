@@ -7,7 +7,7 @@ import json
 import pytest
 
 from cti_bridge.config.model import TicketConfig
-from cti_bridge.store import Store
+from cti_bridge.store import Store, notifications
 from cti_bridge.tickets.errors import InvalidTransition, MissingFieldsError
 from cti_bridge.tickets.fields import FieldSchema
 from cti_bridge.tickets.model import TicketNumbering
@@ -119,3 +119,35 @@ async def test_a_refused_command_leaves_the_ticket_and_its_history_alone(store, 
     assert before[1] == await lifecycle_events(store, ticket.number) == []
     with pytest.raises(LookupError):
         await store.apply_command("T-999999", UpdateFields(values={}), workflow=workflow, actor="a", at=T0)
+
+
+async def test_a_comment_notifies_the_users_it_mentions_in_the_same_transaction(store, workflow):
+    ticket, _ = await store.create_ticket_for_call(new_ticket(), inbound_call("m.1"), None, T0)
+    await store.apply_command(
+        ticket.number,
+        AddComment(text="@bob 请回电客户, cc @carol and @alice"),
+        workflow=workflow,
+        actor="alice",
+        at=T0 + 5,
+    )
+    await store.apply_command(
+        ticket.number, AddComment(text="no one named"), workflow=workflow, actor="alice", at=T0 + 6
+    )
+
+    queued = await notifications.pending(store._db)
+    # The author mentioning herself is not told; each other user once.
+    assert [(n.recipient, n.kind, n.ticket_number) for n in queued] == [
+        ("bob", "mention", ticket.number),
+        ("carol", "mention", ticket.number),
+    ]
+    assert "alice" in queued[0].title and ticket.number in queued[0].title
+    assert queued[0].body == "@bob 请回电客户, cc @carol and @alice"
+
+
+async def test_a_refused_comment_notifies_nobody(store, workflow):
+    ticket, _ = await store.create_ticket_for_call(new_ticket(), inbound_call("m.2"), None, T0)
+    with pytest.raises(InvalidTransition):
+        await store.apply_command(
+            ticket.number, AddComment(text="   "), workflow=workflow, actor="alice", at=T0 + 5
+        )
+    assert await notifications.pending(store._db) == []
