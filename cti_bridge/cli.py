@@ -367,8 +367,15 @@ def render_ticket(d: dict[str, Any]) -> str:
             lines.append(f"  {a['name']}  {a['size_bytes']} bytes  sha256 {a['sha256'][:16]}...  {a['path']}")
     lines.append("history:")
     for event in d["history"]:
-        lines.append(f"  {_time(event['at'])}  {event['kind']:<22} {event['actor']}")
+        moved = f"  {event['from_status']} -> {event['to_status']}" if _moved(event) else ""
+        lines.append(f"  {_time(event['at'])}  {event['kind']:<22} {event['actor']}{moved}")
+        if event.get("reason"):
+            lines.append(f"      why: {event['reason']}")
     return "\n".join(lines)
+
+
+def _moved(event: dict[str, Any]) -> bool:
+    return bool(event.get("from_status")) and event["from_status"] != event.get("to_status")
 
 
 def _cell(row: dict[str, Any], column: str) -> str:

@@ -809,7 +809,8 @@ class Store:
             for r in await self._db.fetchall(
                 "SELECT pbx, linkedid, direction, caller_number, caller_name, did, queue, agent_id,"
                 " rang_agents, started_at, answered_at, ended_at, ring_seconds, talk_seconds,"
-                " hangup_cause, hangup_cause_text, outcome FROM calls WHERE ticket_id = ? ORDER BY id",
+                " hangup_cause, hangup_cause_text, outcome, callback_at FROM calls WHERE ticket_id = ?"
+                " ORDER BY id",
                 (ticket_id,),
             )
         ]
@@ -846,7 +847,8 @@ class Store:
         detail["history"] = [
             {**dict(r), "data": json.loads(r["data"])}
             for r in await self._db.fetchall(
-                "SELECT at, kind, actor, data FROM ticket_events WHERE ticket_id = ? ORDER BY id",
+                "SELECT at, kind, actor, data, from_status, to_status, reason FROM ticket_events"
+                " WHERE ticket_id = ? ORDER BY id",
                 (ticket_id,),
             )
         ]

@@ -83,7 +83,7 @@ class Bridge:
     async def settled(
         self, number: str, calls: int = 1, transcripts: int | None = None, timeout: float = 90
     ) -> dict[str, Any]:
-        """The caller's ticket once its calls ended and recordings were handled."""
+        """The caller's ticket once its calls ended and their recordings and callbacks were handled."""
 
         async def ready() -> dict[str, Any] | None:
             rows = await self._tickets_of(number)
@@ -93,7 +93,9 @@ class Bridge:
             ended = [c for c in detail["calls"] if c["ended_at"] is not None]
             finished = [r for r in detail["recordings"] if r["transcription"] in ("done", "failed")]
             want = len(detail["recordings"]) if transcripts is None else transcripts
-            if len(ended) == calls and len(finished) >= want and detail["recordings"]:
+            unanswered = [c for c in ended if c["outcome"] in ("missed", "abandoned")]
+            dispatched = all(c["callback_at"] is not None for c in unanswered)
+            if len(ended) == calls and len(finished) >= want and detail["recordings"] and dispatched:
                 return detail
             return None
 
@@ -243,7 +245,12 @@ async def test_abandoned_in_queue(bridge, ami_driver):
     [call] = ticket["calls"]
     assert call["outcome"] == "abandoned" and call["queue"] == "sales" and call["agent_id"] is None
     assert call["ring_seconds"] > 2 and call["talk_seconds"] is None
-    assert ticket["priority"] == "P2" and ticket["status"] == "new"
+    # Nobody answered: the ticket is a callback ticket, given to an agent by the dispatcher.
+    assert ticket["priority"] == "P2" and ticket["status"] == "assigned" and ticket["assignee"]
+    assert [e["kind"] for e in ticket["history"] if e["actor"] == "dispatch"] == [
+        "callback_requested",
+        "assigned",
+    ]
     events = [(a, b["event"]) for a, b, _ in bridge.inbox.pops_for(number)]
     assert events == [("agent9", "ringing")]
 

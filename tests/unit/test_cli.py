@@ -176,6 +176,11 @@ def test_a_ticket_is_worked_from_the_command_line(tmp_path, capsys):
     assert main(["tickets", "show", "T-000001", "--json", "-c", str(config)]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["status"] == "closed" and shown["assignee"] == "agent1"
+    # The plain view tells each move and its reason.
+    assert main(["tickets", "show", "T-000001", "-c", str(config)]) == 0
+    history = capsys.readouterr().out.split("history:")[1]
+    assert "assigned               agent1  new -> assigned\n      why: callback" in history
+    assert "closed                 agent1  resolved -> closed" in history
 
 
 def test_a_file_is_attached_from_the_command_line(tmp_path, capsys):
