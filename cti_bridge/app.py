@@ -14,6 +14,7 @@ from types import TracebackType
 import structlog
 
 from cti_bridge.ami.client import AmiClient
+from cti_bridge.callback_queue import CallbackQueue
 from cti_bridge.calls.agents import AgentDirectory, AgentEntry
 from cti_bridge.calls.tracker import CallTracker, PbxRouting
 from cti_bridge.config import Config, reveal
@@ -66,6 +67,7 @@ class Daemon:
         self.recordings: RecordingService | None = None
         self.sla: SlaScheduler | None = None
         self.notifier: Notifier | None = None
+        self.callback_queue: CallbackQueue | None = None
         self.ami: list[AmiClient] = []
         self._main: asyncio.Task[None] | None = None
         self._started = asyncio.Event()
@@ -127,13 +129,22 @@ class Daemon:
             sla_db = await Database.open(config.store.url)
             stack.push_async_callback(sla_db.close)
             self.notifier = Notifier(sla_db, publisher, connected=publisher.connected)
+            callbacks = CallbackPolicy.from_config(config)
             self.pipeline = CallPipeline(
                 build_tracker(config),
                 tickets,
                 store,
                 self.recordings,
                 publisher,
-                callbacks=CallbackPolicy.from_config(config),
+                callbacks=callbacks,
+                notifications_queued=self.notifier.wake,
+            )
+            self.callback_queue = CallbackQueue(
+                store,
+                callbacks,
+                publisher,
+                urgent_queues=tuple(config.dispatch.urgent_queues),
+                every=config.dispatch.requeue_every.total_seconds(),
                 notifications_queued=self.notifier.wake,
             )
             self.ami = [AmiClient(pbx, reveal(pbx.secret), self.pipeline.submit) for pbx in config.pbxs]
@@ -148,6 +159,7 @@ class Daemon:
                 side_tasks.append(tasks.create_task(self.recordings.run(), name="recordings"))
                 side_tasks.append(tasks.create_task(self.sla.run(), name="sla-scheduler"))
                 side_tasks.append(tasks.create_task(self.notifier.run(), name="notifier"))
+                side_tasks.append(tasks.create_task(self.callback_queue.run(), name="callback-queue"))
                 pipeline_task = tasks.create_task(self.pipeline.run(), name="call-pipeline")
                 ami_tasks = [
                     tasks.create_task(client.run(), name=f"ami-{client.name}") for client in self.ami

@@ -856,6 +856,10 @@ class DispatchConfig(_Section):
         timedelta(days=7),
         description="An agent's median first response is over the tickets created this recently.",
     )
+    requeue_every: Duration = Field(
+        timedelta(minutes=1),
+        description="How often callback tickets left in a team queue are offered to the agents again.",
+    )
 
     @field_validator("load_caps")
     @classmethod

@@ -27,6 +27,7 @@ from cti_bridge.tickets.model import OPEN_STATUSES, Ticket, TicketStatus
 
 ACTOR = "dispatch"
 _OPEN = tuple(str(s) for s in OPEN_STATUSES)
+_OPEN_SQL = ",".join("?" * len(_OPEN))
 _TICKET_COLUMNS = ", ".join(f.name for f in dataclasses.fields(Ticket))
 _NON_AGENTS = tuple(sorted(NON_AGENT_ACTORS))
 
@@ -109,6 +110,95 @@ async def calls_awaiting_callback(db: Database, since: float) -> list[tuple[Call
         (since,),
     )
     return [(CallKey(r["pbx"], r["linkedid"]), CallbackReason(r["outcome"])) for r in rows]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueuedCallback:
+    """A callback ticket waiting in a team queue (tickets.dispatch.Pending)."""
+
+    id: int
+    number: str
+    priority: str
+    queue: str | None
+    created_at: float
+
+
+async def queued_callbacks(db: Database, limit: int = 200) -> list[QueuedCallback]:
+    """Open callback tickets that nobody holds, oldest first, at most `limit`."""
+    rows = await db.fetchall(
+        "SELECT id, number, priority, queue, created_at FROM tickets INDEXED BY tickets_callback_queue"
+        f" WHERE callback_reason IS NOT NULL AND assignee IS NULL AND status IN ({_OPEN_SQL})"
+        " ORDER BY created_at LIMIT ?",
+        (*_OPEN, limit),
+    )
+    return [QueuedCallback(**dict(r)) for r in rows]
+
+
+async def offer_again(
+    db: Database,
+    ticket_id: int,
+    dispatcher: Dispatcher,
+    *,
+    at: float,
+    response_since: float,
+    on_call: Collection[str] = (),
+) -> CallbackDispatch | None:
+    """Offer a queued callback ticket to the agents again, in one transaction.
+
+    Writes only when someone takes it (an `assigned` event by 'dispatch' with the
+    explanation, and the agent's notification): a retry that finds nobody leaves no trace in
+    the history. None when nobody can take it, or it is no longer a queued callback.
+    """
+    return await db.transaction(_offer_again, ticket_id, dispatcher, at, response_since, frozenset(on_call))
+
+
+async def _offer_again(
+    tx: Session,
+    ticket_id: int,
+    dispatcher: Dispatcher,
+    at: float,
+    response_since: float,
+    on_call: frozenset[str],
+) -> CallbackDispatch | None:
+    row = await tx.fetchone(
+        "SELECT t.id, t.status, t.assignee, t.category, t.queue, t.callback_reason,"
+        " COALESCE(cu.vip, 0) AS vip, (SELECT c.pbx || char(10) || c.linkedid FROM calls c"
+        " WHERE c.ticket_id = t.id ORDER BY c.id DESC LIMIT 1) AS last_call"
+        " FROM tickets t LEFT JOIN customers cu ON cu.id = t.customer_id WHERE t.id = ?",
+        (ticket_id,),
+    )
+    if (
+        row is None
+        or row["assignee"] is not None
+        or row["callback_reason"] is None
+        or row["status"] not in _OPEN
+    ):
+        return None
+    loads = await _agent_loads(tx, tuple(a.id for a in dispatcher.agents), response_since, on_call)
+    request = CallbackRequest(category=row["category"], queue=row["queue"], vip=bool(row["vip"]))
+    assignment = dispatcher.choose(request, loads)
+    assignee = assignment.assignee
+    if assignee is None:
+        return None
+    status = row["status"]
+    reason = CallbackReason(row["callback_reason"])
+    to_status = str(TicketStatus.ASSIGNED) if status == "new" else status
+    ticket = await _mark(tx, ticket_id, reason, at, assignee, to_status)
+    decision = {
+        "assignee": assignee,
+        "outcome": str(assignment.outcome),
+        "team": assignment.team,
+        "required_skills": list(assignment.required_skills),
+        "callback": str(reason),
+        "offered_again": True,
+    }
+    await _events(tx, ticket_id, at, [("assigned", status, to_status, assignment.explanation, decision)])
+    pbx, _, linkedid = (row["last_call"] or "\n").partition("\n")
+    key = CallKey(pbx, linkedid)
+    await _notify(tx, ticket, assignee, reason, key, assignment.explanation, at)
+    return CallbackDispatch(
+        ticket=ticket, call=key, reason=reason, assignment=assignment, explanation=assignment.explanation
+    )
 
 
 async def _assign_callback(

@@ -894,6 +894,18 @@ class Store:
             self._db, call, reason, dispatcher, at=at, response_since=response_since, on_call=on_call
         )
 
+    async def queued_callbacks(self, limit: int = 200) -> list[dispatch.QueuedCallback]:
+        """Open callback tickets nobody holds, oldest first."""
+        return await dispatch.queued_callbacks(self._db, limit)
+
+    async def offer_callback_again(
+        self, ticket_id: int, dispatcher: Dispatcher, *, at: float, response_since: float
+    ) -> dispatch.CallbackDispatch | None:
+        """See cti_bridge.store.dispatch.offer_again."""
+        return await dispatch.offer_again(
+            self._db, ticket_id, dispatcher, at=at, response_since=response_since
+        )
+
     async def calls_awaiting_callback(self, since: float) -> list[tuple[CallKey, CallbackReason]]:
         """Missed/abandoned calls ended since `since` whose callback was never handled."""
         return await dispatch.calls_awaiting_callback(self._db, since)

@@ -18,6 +18,7 @@ EDGES = {
     "cti_bridge.recordings",
     "cti_bridge.sla_scheduler",
     "cti_bridge.notifier",
+    "cti_bridge.callback_queue",
     "cti_bridge.cli",
 }
 

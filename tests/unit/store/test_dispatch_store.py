@@ -5,13 +5,14 @@ import json
 
 import pytest
 
+from cti_bridge.callback_queue import CallbackQueue
 from cti_bridge.calls.model import CallKey
 from cti_bridge.config import Config
 from cti_bridge.config.model import TicketConfig
 from cti_bridge.store import Store, notifications
 from cti_bridge.store.dispatch import agent_loads
 from cti_bridge.store.store import CustomerRow
-from cti_bridge.tickets.dispatch import Availability, CallbackReason, Dispatcher, Outcome
+from cti_bridge.tickets.dispatch import Availability, CallbackPolicy, CallbackReason, Dispatcher, Outcome
 from cti_bridge.tickets.fields import FieldSchema
 from cti_bridge.tickets.model import TicketNumbering
 from cti_bridge.tickets.workflow import AddComment, Assign, Resolve, Start, Workflow
@@ -281,3 +282,57 @@ async def test_unknown_calls_and_closed_tickets_are_not_dispatched(store, workfl
         await store.assign_callback(call.key, CallbackReason.MISSED, dispatcher, at=T0 + 2, response_since=T0)
         is None
     )
+
+
+# -- the team queue, offered again -------------------------------------------------------
+
+
+class Published:
+    """The publisher edge: what would go to MQTT."""
+
+    def __init__(self):
+        self.messages = []
+
+    def publish(self, message):
+        self.messages.append((message.topic, json.loads(message.payload)))
+
+
+async def test_queued_callbacks_are_offered_again_urgent_queue_first_once_loads_fall(store, workflow):
+    await held_tickets(store, workflow, "alice", 5)
+    await held_tickets(store, workflow, "carl", 5)
+    older, _ = await call_ticket(store, at=T0, queue="network")
+    urgent, _ = await call_ticket(store, at=T0 + 60, queue="network-urgent")
+    network = {"by_queue": {"network": ["network"], "network-urgent": ["network"]}}
+    dispatcher = Dispatcher.from_config(config(urgent_queues=["network-urgent"], skills=network))
+    for ticket in (older, urgent):
+        call = (await store.ticket_detail(ticket.number))["calls"][0]
+        key = CallKey(call["pbx"], call["linkedid"])
+        done = await store.assign_callback(
+            key, CallbackReason.MISSED, dispatcher, at=T0 + 90, response_since=T0
+        )
+        assert done.assignment.outcome is Outcome.QUEUED
+    assert [q.number for q in await store.queued_callbacks()] == [older.number, urgent.number]
+
+    policy = CallbackPolicy(dispatcher=dispatcher, hours=None, response_window=HOUR)
+    published = Published()
+    queue = CallbackQueue(
+        store, policy, published, urgent_queues=("network-urgent",), every=60, clock=lambda: T0 + 600
+    )
+    assert await queue.offer() == 0  # still everyone at the cap: nothing written
+    assert len(await dispatch_events(store, urgent.id)) == 2
+
+    # carl resolves one ticket: one slot, and the urgent queue's ticket takes it.
+    [carls] = await store._db.fetchall("SELECT number FROM tickets WHERE assignee = 'carl' LIMIT 1")
+    for command in (Start(), Resolve(fields={"resolution": "done"})):
+        await store.apply_command(carls["number"], command, workflow=workflow, actor="carl", at=T0 + 300)
+    assert await queue.offer() == 1
+
+    assert [q.number for q in await store.queued_callbacks()] == [older.number]
+    *_, taken = await dispatch_events(store, urgent.id)
+    assert (taken["kind"], taken["from_status"], taken["to_status"]) == ("assigned", "new", "assigned")
+    assert taken["data"]["assignee"] == "carl" and taken["data"]["offered_again"] is True
+    assert taken["reason"].startswith("carl: skill network matches, load 4/5")
+    [(topic, notice)] = published.messages
+    assert topic == f"tickets/{urgent.number}" and notice["data"]["assignee"] == "carl"
+    told = [n for n in await notifications.pending(store._db) if n.kind == "callback_assigned"]
+    assert [(n.recipient, n.ticket_number) for n in told] == [("carl", urgent.number)]
