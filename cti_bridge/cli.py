@@ -341,6 +341,10 @@ def render_ticket(d: dict[str, Any]) -> str:
             f"  customer #{customer['id']} {customer['name']} ({customer['company'] or '-'},"
             f" {customer['tier']}{vip})"
         )
+    if d.get("callback_reason"):
+        lines.append(f"  callback: {d['callback_reason'].replace('_', ' ')} call")
+    if d.get("fields"):
+        lines.append("  " + "  ".join(f"{name}: {value}" for name, value in sorted(d["fields"].items())))
     lines.append(f"  {d['description']}".replace("\n", "\n  "))
     lines.append("calls:")
     for call in d["calls"]:
@@ -728,19 +732,38 @@ def _apply_ticket_command(args: argparse.Namespace) -> int:
     config = load_config(args.config, check_secrets=False)
     workflow = Workflow.from_config(config)
 
+    async def apply(store: Any) -> tuple[Any, str | None]:
+        transition = await store.apply_command(
+            args.number, command, workflow=workflow, actor=args.actor, at=time.time()
+        )
+        # A description a person wrote is for the rules to read too (keywords, order numbers).
+        written = getattr(command, "values", None) or getattr(command, "fields", None) or {}
+        description = written.get("description")
+        if not description or not config.tickets.rules:
+            return transition, None
+        ticket_id = await store.ticket_id(args.number)
+        try:
+            decision = await store.revise_by_rules(
+                ticket_id,
+                description=description,
+                rules=config.tickets.rules,
+                workflow=workflow,
+                at=time.time(),
+            )
+        except TicketError as exc:  # the edit itself is stored; only the rules' change is refused
+            return transition, f"rules not applied: {exc}"
+        return transition, f"rules applied: {decision.reason}" if decision is not None else None
+
     try:
         command = args.build(args)
-        transition = _on_store(
-            config,
-            lambda store: store.apply_command(
-                args.number, command, workflow=workflow, actor=args.actor, at=time.time()
-            ),
-        )
+        transition, rules_said = _on_store(config, apply)
     except (TicketError, LookupError, ValueError) as exc:
         print(f"cti-bridge: {exc}", file=sys.stderr)
         return 1
     kinds = ", ".join(str(e.kind) for e in transition.events)
     print(f"{args.number}: {transition.state.status} ({kinds})")
+    if rules_said is not None:
+        print(f"{args.number}: {rules_said}")
     return 0
 
 

@@ -737,15 +737,17 @@ class Store:
         self,
         ticket_id: int,
         *,
-        transcript: str,
+        transcript: str | None = None,
+        description: str | None = None,
         rules: Sequence[TicketRule],
         workflow: Workflow,
         at: float,
     ) -> Decision | None:
-        """Let the ticket rules read a call's transcript: keyword and regex rules may now set the
-        category, raise the priority and fill in extracted fields (tickets.rules.revise says
-        what they may override). The changes are written as the workflow's own commands, by
-        actor `rules` with the rules' reason, so the history replays like any other edit.
+        """Let the ticket rules read a call's transcript, or a description a person wrote:
+        keyword and regex rules may now set the category, raise the priority and fill in
+        extracted fields (tickets.rules.revise says what they may override). The changes are
+        written as the workflow's own commands, by actor `rules` with the rules' reason, so
+        the history replays like any other edit.
 
         IVR choices are not stored with a call, so a rule that needs one decided at prefill
         or not at all. A resolved or closed ticket is left alone.
@@ -772,7 +774,7 @@ class Store:
                 set_by_people=await _set_by_people(tx, ticket_id),
             )
             facts = CallFacts(pbx=row["pbx"] or "", queue=row["queue"], did=row["did"])
-            decision = revise(rules, facts, ticket, transcript=transcript)
+            decision = revise(rules, facts, ticket, description=description, transcript=transcript)
             if decision.is_empty:
                 return None
             values = {name: found.value for name, found in decision.fields.items()}
@@ -797,10 +799,13 @@ class Store:
 
     async def ticket_detail(self, number: str) -> dict[str, Any] | None:
         """A ticket with its customer, calls, recordings, transcripts and history."""
-        row = await self._db.fetchone(f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE number = ?", (number,))
+        row = await self._db.fetchone(
+            f"SELECT {_TICKET_COLUMNS}, fields, waiting_on, callback_reason FROM tickets WHERE number = ?",
+            (number,),
+        )
         if row is None:
             return None
-        detail = dict(row)
+        detail = {**dict(row), "fields": json.loads(row["fields"])}
         ticket_id = row["id"]
         customer = await self._db.fetchone("SELECT * FROM customers WHERE id = ?", (row["customer_id"],))
         detail["customer"] = dict(customer) if customer else None

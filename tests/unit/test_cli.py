@@ -204,3 +204,34 @@ def test_a_file_is_attached_from_the_command_line(tmp_path, capsys):
     assert "invoice.pdf  13 bytes" in capsys.readouterr().out
     assert main(["tickets", "attach", "T-000001", str(tmp_path / "nope.pdf"), "-c", str(config)]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def test_a_description_an_agent_writes_is_read_by_the_rules(tmp_path, capsys):
+    config = write_config(tmp_path)
+    with config.open("a", encoding="utf-8") as rules:
+        rules.write(
+            "tickets:\n"
+            "  rules:\n"
+            "    - name: complaint\n"
+            "      when: {keywords: [投诉]}\n"
+            "      priority: P2\n"
+            "    - name: orders\n"
+            "      when: {}\n"
+            "      extract: {order_number: '订单号?[:：\\s]*(\\d{8,})'}\n"
+        )
+
+    async def make_ticket():
+        store = await Store.open(f"sqlite:///{tmp_path}/cti.db", TicketNumbering())
+        try:
+            await store.create_ticket_for_call(new_ticket(), inbound_call("9.2"), None, 1_800_000_000.0)
+        finally:
+            await store.close()
+
+    asyncio.run(make_ticket())
+    argv = ["tickets", "set", "T-000001", "description=客户投诉 订单号 20261122001 未发货"]
+    assert main([*argv, "-c", str(config), "--as", "agent1"]) == 0
+    said = capsys.readouterr().out
+    assert 'rules applied: rule "complaint": description contains "投诉"' in said
+    assert main(["tickets", "show", "T-000001", "--json", "-c", str(config)]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["priority"] == "P2" and shown["fields"]["order_number"] == "20261122001"
