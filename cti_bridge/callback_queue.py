@@ -45,7 +45,12 @@ class CallbackQueue:
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self._every)
-            await self.offer()
+            try:
+                await self.offer()
+            except Exception:
+                # A store error (a locked file, a full disk) must not stop the daemon: the
+                # tickets stay queued and the next pass offers them again.
+                log.exception("callback.queue_pass_failed")
 
     async def offer(self) -> int:
         """One pass over the queue; how many tickets found an agent."""

@@ -111,7 +111,11 @@ class CallPipeline:
         self._queue.put_nowait(item)
 
     async def run(self) -> None:
-        await self._call_back_left_over()
+        try:
+            await self._call_back_left_over()
+        except Exception:
+            # The calls stay undispatched in the store: the next start looks for them again.
+            log.exception("callback.left_over_failed")
         self._started.set()
         async with asyncio.TaskGroup() as lanes:  # cancelling run() cancels the lanes too
             self._lane_group = lanes
