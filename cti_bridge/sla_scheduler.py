@@ -230,27 +230,21 @@ class SlaScheduler:
 
 def _notice(done: FiredSla) -> OutboundMessage:
     action = done.action
+    fired = {
+        "ticket": done.ticket,
+        "target": str(action.mark.target),
+        "reached_at": action.at,
+        "fired_at": done.fired_at,
+        "notify": list(done.notified),
+        "reason": action.reason,
+    }
     if isinstance(action, WarningDue):
-        return sla_message(
-            event="sla_warning",
-            ticket=done.ticket,
-            target=str(action.mark.target),
-            reached_at=action.at,
-            due_at=action.due_at,
-            fired_at=done.fired_at,
-            notify=list(done.notified),
-            reason=action.reason,
-        )
+        return sla_message(event="sla_warning", due_at=action.due_at, **fired)
     return sla_message(
         event="sla_breached",
-        ticket=done.ticket,
-        target=str(action.mark.target),
-        reached_at=action.at,
         due_at=action.at,
-        fired_at=done.fired_at,
-        notify=list(done.notified),
-        reason=action.reason,
         priority_from=action.priority_from,
         priority_to=action.priority_to,
         reassigned_to=action.reassign_to,
+        **fired,
     )

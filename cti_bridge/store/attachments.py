@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import mimetypes
 import re
 import shutil
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cti_bridge.store.database import Database, Session
+from cti_bridge.store.ticket_rows import HistoryRow, append_history
 
 _UNSAFE = re.compile(r"[^\w.\-]+")
 _CHUNK = 1 << 20
@@ -58,10 +58,7 @@ async def add_attachment(
         )
         assert row is not None
         data = {"attachment_id": row["id"], "name": source.name, "sha256": sha256, "size_bytes": size}
-        await tx.execute(
-            "INSERT INTO ticket_events (ticket_id, at, kind, actor, data) VALUES (?, ?, ?, ?, ?)",
-            (ticket_id, at, "attachment_added", actor, json.dumps(data, ensure_ascii=False)),
-        )
+        await append_history(tx, ticket_id, at, [HistoryRow("attachment_added", actor, data)])
         return row["id"]
 
     try:

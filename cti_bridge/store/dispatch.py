@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import statistics
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
 from cti_bridge.calls.model import CallKey
 from cti_bridge.store import notifications
 from cti_bridge.store.database import Database, Session
+from cti_bridge.store.ticket_rows import TICKET_COLUMNS, HistoryRow, append_history, ticket_of
 from cti_bridge.tickets.dispatch import (
     AgentLoad,
     Assignment,
@@ -28,7 +25,6 @@ from cti_bridge.tickets.model import OPEN_STATUSES, Ticket, TicketStatus
 ACTOR = "dispatch"
 _OPEN = tuple(str(s) for s in OPEN_STATUSES)
 _OPEN_SQL = ",".join("?" * len(_OPEN))
-_TICKET_COLUMNS = ", ".join(f.name for f in dataclasses.fields(Ticket))
 _NON_AGENTS = tuple(sorted(NON_AGENT_ACTORS))
 
 
@@ -288,36 +284,19 @@ async def _mark(
     """Mark the ticket a callback ticket (its first reason stays), held by `assignee` in `status`."""
     row = await tx.fetchone(
         "UPDATE tickets SET callback_reason = COALESCE(callback_reason, ?), assignee = ?, status = ?,"
-        f" updated_at = MAX(updated_at, ?) WHERE id = ? RETURNING {_TICKET_COLUMNS}",
+        f" updated_at = MAX(updated_at, ?) WHERE id = ? RETURNING {TICKET_COLUMNS}",
         (str(reason), assignee, status, at, ticket_id),
     )
     assert row is not None
-    return _ticket(row)
+    return ticket_of(row)
 
 
 async def _events(
     tx: Session, ticket_id: int, at: float, events: Iterable[tuple[str, str, str, str, dict[str, Any]]]
 ) -> None:
     """Append (kind, from_status, to_status, reason, data) events by the dispatcher."""
-    rows = list(events)
-    await tx.execute(
-        "INSERT INTO ticket_events (ticket_id, at, kind, actor, data, from_status, to_status, reason) VALUES "
-        + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows)),
-        [
-            value
-            for kind, from_status, to_status, reason, data in rows
-            for value in (
-                ticket_id,
-                at,
-                kind,
-                ACTOR,
-                json.dumps(data, ensure_ascii=False),
-                from_status,
-                to_status,
-                reason,
-            )
-        ],
-    )
+    rows = [HistoryRow(kind, ACTOR, data, before, after, why) for kind, before, after, why, data in events]
+    await append_history(tx, ticket_id, at, rows)
 
 
 async def _agent_loads(
@@ -361,7 +340,3 @@ async def _agent_loads(
         )
         for agent in agent_ids
     }
-
-
-def _ticket(row: aiosqlite.Row) -> Ticket:
-    return Ticket(**{**dict(row), "status": TicketStatus(row["status"])})

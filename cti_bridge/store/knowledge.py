@@ -13,6 +13,7 @@ from typing import Any
 import aiosqlite
 
 from cti_bridge.store.database import Database, Session
+from cti_bridge.store.ticket_rows import HistoryRow, append_history
 
 # bm25 column weights (title, body, tags): a term in the title or the tags says more about what
 # an article is for than the same term somewhere in its body.
@@ -171,12 +172,8 @@ async def article_from_ticket(db: Database, ticket_id: int, actor: str, at: floa
         if not body:
             raise KnowledgeBaseError(f"ticket {name} has neither description nor resolution to write up")
         article = await _insert(tx, ticket["subject"], body, (), ticket["category"], ticket_id, actor, at)
-        data = json.dumps({"article_id": article.id, "title": article.title}, ensure_ascii=False)
-        await tx.execute(
-            "INSERT INTO ticket_events (ticket_id, at, kind, actor, data)"
-            " VALUES (?, ?, 'kb_article_created', ?, ?)",
-            (ticket_id, at, actor, data),
-        )
+        data = {"article_id": article.id, "title": article.title}
+        await append_history(tx, ticket_id, at, [HistoryRow("kb_article_created", actor, data)])
         return article
 
     return await db.transaction(write)

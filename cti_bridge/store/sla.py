@@ -3,7 +3,6 @@ warning or escalation, with its history events and notifications, in one transac
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 from cti_bridge.store.database import Database, Session
 from cti_bridge.store.notifications import queue_notifications
 from cti_bridge.store.reports import histories
+from cti_bridge.store.ticket_rows import HistoryRow, append_history, summary_of
 from cti_bridge.tickets.kpi import TicketHistory
 from cti_bridge.tickets.model import OPEN_STATUSES, TicketStatus, TicketSummary
 from cti_bridge.tickets.sla import EscalationDue, SlaAction, SlaMark, SlaMarkKind, WarningDue
@@ -130,38 +130,25 @@ async def _fire(tx: Session, action: SlaAction, version: int, at: float) -> Fire
         return None
     status = TicketStatus(ticket["status"])
     priority, assignee = ticket["priority"], ticket["assignee"]
-    events: list[tuple[str, TicketStatus, TicketStatus, str, dict[str, Any]]] = []
-    if isinstance(action, WarningDue):
-        events.append(
-            (WARNING_EVENT, status, status, action.reason, _details(action) | {"notify": list(action.notify)})
-        )
-    else:
-        events.append(
-            (BREACH_EVENT, status, status, action.reason, _details(action) | {"notify": list(action.notify)})
-        )
+    fired = WARNING_EVENT if isinstance(action, WarningDue) else BREACH_EVENT
+    facts = _details(action) | {"notify": list(action.notify)}
+    events = [HistoryRow(fired, ACTOR, facts, status, status, action.reason)]
+    if isinstance(action, EscalationDue):
         label = _label(action)
         if action.priority_to != priority:
             reason = f"SLA {label} breached: priority raised from {priority} to {action.priority_to}"
-            events.append(
-                (
-                    "priority_changed",
-                    status,
-                    status,
-                    reason,
-                    {"priority": action.priority_to, "previous": priority},
-                )
-            )
+            data = {"priority": action.priority_to, "previous": priority}
+            events.append(HistoryRow("priority_changed", ACTOR, data, status, status, reason))
             priority = action.priority_to
         if action.reassign_to is not None and action.reassign_to != assignee:
             reason = f"SLA {label} breached: escalated to the supervisor {action.reassign_to}"
             if status is TicketStatus.NEW:  # as an assignment does in the workflow
-                events.append(
-                    ("assigned", status, TicketStatus.ASSIGNED, reason, {"assignee": action.reassign_to})
-                )
+                data = {"assignee": action.reassign_to}
+                events.append(HistoryRow("assigned", ACTOR, data, status, TicketStatus.ASSIGNED, reason))
                 status = TicketStatus.ASSIGNED
             else:
                 data = {"assignee": action.reassign_to, "previous": assignee}
-                events.append(("reassigned", status, status, reason, data))
+                events.append(HistoryRow("reassigned", ACTOR, data, status, status, reason))
             assignee = action.reassign_to
     row = await tx.fetchone(
         "UPDATE tickets SET status = ?, priority = ?, assignee = ?, updated_at = MAX(updated_at, ?)"
@@ -170,35 +157,8 @@ async def _fire(tx: Session, action: SlaAction, version: int, at: float) -> Fire
         (str(status), priority, assignee, at, mark.ticket_id),
     )
     assert row is not None
-    written = await tx.fetchall(
-        "INSERT INTO ticket_events (ticket_id, at, kind, actor, data, from_status, to_status, reason)"
-        " VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(events)) + " RETURNING id",
-        [
-            value
-            for kind, before, after, reason, data in events
-            for value in (
-                mark.ticket_id,
-                at,
-                kind,
-                ACTOR,
-                json.dumps(data, ensure_ascii=False),
-                str(before),
-                str(after),
-                reason,
-            )
-        ],
-    )
-    summary = TicketSummary(
-        id=row["id"],
-        number=row["number"],
-        status=TicketStatus(row["status"]),
-        priority=row["priority"],
-        category=row["category"],
-        subject=row["subject"],
-        assignee=row["assignee"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+    written = await append_history(tx, mark.ticket_id, at, events)
+    summary = summary_of(row)
     kind, title = (
         (WARNING_NOTIFICATION, f"SLA 即将超时 / SLA warning: {summary.number}")
         if mark.kind is SlaMarkKind.WARNING
@@ -220,7 +180,7 @@ async def _fire(tx: Session, action: SlaAction, version: int, at: float) -> Fire
         ticket=summary,
         fired_at=at,
         notified=tuple(dict.fromkeys(n for n in action.notify if n)),
-        version=max(r["id"] for r in written),
+        version=max(written),
     )
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, time
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -19,6 +18,15 @@ from cti_bridge.config.model import TicketRule
 from cti_bridge.store import attachments, dispatch, knowledge, notifications, reports
 from cti_bridge.store.database import Database, Session
 from cti_bridge.store.search import SearchHit, search_tickets
+from cti_bridge.store.ticket_rows import (
+    TICKET_COLUMNS,
+    HistoryRow,
+    append_history,
+    columns_of,
+    summary_of,
+    ticket_of,
+    to_json,
+)
 from cti_bridge.tickets.dispatch import CallbackReason, Dispatcher
 from cti_bridge.tickets.kpi import TicketHistory
 from cti_bridge.tickets.model import (
@@ -30,7 +38,6 @@ from cti_bridge.tickets.model import (
     Ticket,
     TicketNumbering,
     TicketStatus,
-    TicketSummary,
 )
 from cti_bridge.tickets.rules import CallFacts, Decision, TicketSoFar, revise
 from cti_bridge.tickets.workflow import (
@@ -46,10 +53,6 @@ from cti_bridge.tickets.workflow import (
 
 _OPEN = tuple(str(s) for s in OPEN_STATUSES)
 _OPEN_SQL = ",".join("?" * len(_OPEN))
-_TICKET_COLUMNS = (
-    "id, number, status, priority, category, subject, assignee, created_at, updated_at, rule, "
-    "description, channel, customer_id, caller_number, caller_name, did, queue"
-)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -184,7 +187,7 @@ class Store:
             " WHERE c.pbx = ? AND c.linkedid = ?",
             (pbx, linkedid),
         )
-        return _ticket(row) if row else None
+        return ticket_of(row) if row else None
 
     async def caller_history(self, customer: Customer | None, phone: str | None, limit: int) -> CallerHistory:
         where, params = _caller_filter(customer.id if customer else None, phone)
@@ -192,16 +195,16 @@ class Store:
             return CallerHistory(customer=customer, open_tickets=(), recent_tickets=())
         # Both lists in one statement: each is its own indexed subquery.
         rows = await self._db.fetchall(
-            f"SELECT * FROM (SELECT 'open' AS list, {_TICKET_COLUMNS} FROM tickets"
+            f"SELECT * FROM (SELECT 'open' AS list, {TICKET_COLUMNS} FROM tickets"
             f" WHERE ({where}) AND status IN ({_OPEN_SQL}) ORDER BY updated_at DESC LIMIT 50)"
-            f" UNION ALL SELECT * FROM (SELECT 'recent' AS list, {_TICKET_COLUMNS} FROM tickets"
+            f" UNION ALL SELECT * FROM (SELECT 'recent' AS list, {TICKET_COLUMNS} FROM tickets"
             f" WHERE {where} ORDER BY created_at DESC LIMIT ?)",
             (*params, *_OPEN, *params, limit),
         )
         return CallerHistory(
             customer=customer,
-            open_tickets=tuple(_summary(r) for r in rows if r["list"] == "open"),
-            recent_tickets=tuple(_summary(r) for r in rows if r["list"] == "recent"),
+            open_tickets=tuple(summary_of(r) for r in rows if r["list"] == "open"),
+            recent_tickets=tuple(summary_of(r) for r in rows if r["list"] == "recent"),
         )
 
     async def reusable_ticket(
@@ -211,11 +214,11 @@ class Store:
         if where is None:
             return None
         row = await self._db.fetchone(
-            f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE ({where}) AND status IN ({_OPEN_SQL})"
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE ({where}) AND status IN ({_OPEN_SQL})"
             " AND updated_at >= ? ORDER BY updated_at DESC LIMIT 1",
             (*params, *_OPEN, updated_since),
         )
-        return _ticket(row) if row else None
+        return ticket_of(row) if row else None
 
     async def create_ticket_for_call(
         self, new: NewTicket, call: Call, caller_e164: str | None, at: float
@@ -245,7 +248,7 @@ class Store:
                     new.caller_name,
                     new.did,
                     new.queue,
-                    _json(new.fields),
+                    to_json(new.fields),
                     at,
                     at,
                 ),
@@ -253,7 +256,7 @@ class Store:
             assert inserted is not None
             ticket_id = inserted["id"]
             row = await tx.fetchone(
-                f"UPDATE tickets SET number = ? WHERE id = ? RETURNING {_TICKET_COLUMNS}",
+                f"UPDATE tickets SET number = ? WHERE id = ? RETURNING {TICKET_COLUMNS}",
                 (self._numbering.format(ticket_id), ticket_id),
             )
             assert row is not None
@@ -272,7 +275,7 @@ class Store:
                     "priority": new.priority,
                 },
             )
-            return _ticket(row)
+            return ticket_of(row)
 
         return await self._db.transaction(write)
 
@@ -283,13 +286,12 @@ class Store:
         async def write(tx: Session) -> Ticket:
             await _insert_call(tx, ticket_id, call, caller_e164)
             row = await tx.fetchone(
-                "UPDATE tickets SET updated_at = MAX(updated_at, ?) WHERE id = ?"
-                f" RETURNING {_TICKET_COLUMNS}",
+                f"UPDATE tickets SET updated_at = MAX(updated_at, ?) WHERE id = ? RETURNING {TICKET_COLUMNS}",
                 (at, ticket_id),
             )
             assert row is not None
             await _event(tx, ticket_id, at, "call_attached", "system", {"call": str(call.key)})
-            return _ticket(row)
+            return ticket_of(row)
 
         try:
             return await self._db.transaction(write), True
@@ -336,7 +338,7 @@ class Store:
             ticket = await tx.fetchone(
                 "UPDATE tickets SET assignee = COALESCE(assignee, ?),"
                 " status = CASE WHEN assignee IS NULL AND status = 'new' THEN 'assigned' ELSE status END,"
-                f" updated_at = MAX(updated_at, ?) WHERE id = ? RETURNING {_TICKET_COLUMNS}",
+                f" updated_at = MAX(updated_at, ?) WHERE id = ? RETURNING {TICKET_COLUMNS}",
                 (agent_id, at, row["ticket_id"]),
             )
             assert ticket is not None
@@ -356,7 +358,7 @@ class Store:
                 )
             events.append(("call_answered", agent_id, {"call": str(call.key)}))
             await _events(tx, row["ticket_id"], at, events)
-            return _ticket(ticket)
+            return ticket_of(ticket)
 
         return await self._db.transaction(write)
 
@@ -430,10 +432,10 @@ class Store:
                 return None
             if call["score"] == score:
                 row = await tx.fetchone(
-                    f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = ?", (call["ticket_id"],)
+                    f"SELECT {TICKET_COLUMNS} FROM tickets WHERE id = ?", (call["ticket_id"],)
                 )
                 assert row is not None
-                return _ticket(row)
+                return ticket_of(row)
             await tx.execute(
                 "INSERT INTO csat_scores (call_id, ticket_id, score, at) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (call_id) DO UPDATE SET score = excluded.score, at = excluded.at",
@@ -441,7 +443,7 @@ class Store:
             )
             row = await tx.fetchone(
                 "UPDATE tickets SET csat_score = ?, csat_at = ?, updated_at = MAX(updated_at, ?)"
-                f" WHERE id = ? RETURNING {_TICKET_COLUMNS}",
+                f" WHERE id = ? RETURNING {TICKET_COLUMNS}",
                 (score, at, at, call["ticket_id"]),
             )
             assert row is not None
@@ -449,7 +451,7 @@ class Store:
             if call["score"] is not None:
                 data["previous"] = call["score"]
             await _event(tx, call["ticket_id"], at, "csat", "customer", data)
-            return _ticket(row)
+            return ticket_of(row)
 
         return await self._db.transaction(write)
 
@@ -474,10 +476,10 @@ class Store:
         ]
 
     async def get_ticket(self, ticket_id: int) -> Ticket:
-        row = await self._db.fetchone(f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = ?", (ticket_id,))
+        row = await self._db.fetchone(f"SELECT {TICKET_COLUMNS} FROM tickets WHERE id = ?", (ticket_id,))
         if row is None:
             raise LookupError(f"no ticket with id {ticket_id}")
-        return _ticket(row)
+        return ticket_of(row)
 
     # -- recordings and transcription jobs -------------------------------------
 
@@ -594,7 +596,7 @@ class Store:
                 (row["id"],),
             )
             assert job is not None
-            return TranscriptionJob(**_columns(job, TranscriptionJob))
+            return TranscriptionJob(**columns_of(job, TranscriptionJob))
 
         return await self._db.transaction(write)
 
@@ -800,7 +802,7 @@ class Store:
     async def ticket_detail(self, number: str) -> dict[str, Any] | None:
         """A ticket with its customer, calls, recordings, transcripts and history."""
         row = await self._db.fetchone(
-            f"SELECT {_TICKET_COLUMNS}, fields, waiting_on, callback_reason FROM tickets WHERE number = ?",
+            f"SELECT {TICKET_COLUMNS}, fields, waiting_on, callback_reason FROM tickets WHERE number = ?",
             (number,),
         )
         if row is None:
@@ -959,7 +961,7 @@ class Store:
 
 
 def _prefixed(alias: str) -> str:
-    return ", ".join(f"{alias}.{c.strip()}" for c in _TICKET_COLUMNS.split(","))
+    return ", ".join(f"{alias}.{c.strip()}" for c in TICKET_COLUMNS.split(","))
 
 
 def _caller_filter(customer_id: int | None, phone: str | None) -> tuple[str | None, tuple[Any, ...]]:
@@ -1000,15 +1002,7 @@ async def _events(
     tx: Session, ticket_id: int, at: float, events: Sequence[tuple[str, str, dict[str, Any]]]
 ) -> None:
     """Append (kind, actor, data) events in one statement."""
-    await tx.execute(
-        "INSERT INTO ticket_events (ticket_id, at, kind, actor, data) VALUES "
-        + ", ".join(["(?, ?, ?, ?, ?)"] * len(events)),
-        [
-            value
-            for kind, actor, data in events
-            for value in (ticket_id, at, kind, actor, json.dumps(data, ensure_ascii=False))
-        ],
-    )
+    await append_history(tx, ticket_id, at, [HistoryRow(kind, actor, data) for kind, actor, data in events])
 
 
 async def _existing_customer(tx: Session, customer: CustomerRow) -> int | None:
@@ -1036,21 +1030,8 @@ def _customer(row: aiosqlite.Row, phones: tuple[str, ...]) -> Customer:
     )
 
 
-def _summary(row: aiosqlite.Row) -> TicketSummary:
-    return TicketSummary(**{**_columns(row, TicketSummary), "status": TicketStatus(row["status"])})
-
-
-def _ticket(row: aiosqlite.Row) -> Ticket:
-    return Ticket(**{**_columns(row, Ticket), "status": TicketStatus(row["status"])})
-
-
 def _recording(row: aiosqlite.Row) -> Recording:
-    return Recording(**_columns(row, Recording))
-
-
-def _columns(row: aiosqlite.Row, kind: type[Any]) -> dict[str, Any]:
-    """The row's columns that the dataclass `kind` has fields for (queries name them alike)."""
-    return {field.name: row[field.name] for field in dataclasses.fields(kind)}
+    return Recording(**columns_of(row, Recording))
 
 
 # Standard fields that live in a column of their own (the rest are in `tickets.fields`), with
@@ -1072,29 +1053,18 @@ async def _write_transition(tx: Session, ticket_id: int, transition: Transition,
             after.priority,
             after.assignee,
             str(after.waiting_on) if after.waiting_on else None,
-            _json(extra),
+            to_json(extra),
             *columns,
             at,
             ticket_id,
         ),
     )
-    await tx.execute(
-        "INSERT INTO ticket_events (ticket_id, at, kind, actor, data, from_status, to_status, reason)"
-        " VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(transition.events)),
-        [
-            value
-            for e in transition.events
-            for value in (
-                ticket_id,
-                e.at,
-                str(e.kind),
-                e.actor,
-                _json(e.data),
-                str(e.from_status) if e.from_status else None,
-                str(e.to_status),
-                e.reason,
-            )
-        ],
+    events = transition.events
+    await append_history(
+        tx,
+        ticket_id,
+        at,
+        [HistoryRow(e.kind, e.actor, e.data, e.from_status, e.to_status, e.reason) for e in events],
     )
 
 
@@ -1157,17 +1127,3 @@ def _workflow_state(row: aiosqlite.Row, workflow: Workflow) -> TicketState:
 
 def _or(value: Any, empty: Any) -> Any:
     return empty if value is None else value
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=_json_value)
-
-
-def _json_value(value: Any) -> Any:
-    """Typed field values (dates, read-only mappings) as JSON; the schema types them again on
-    the way back in."""
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, date | time):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
