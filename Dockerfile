@@ -1,6 +1,6 @@
 # cti-bridge daemon.
 #   docker build -t cti-bridge .
-#   docker run --init -d --name cti-bridge -e CTI_AMI_SECRET=... \
+#   docker run --init -d --name cti-bridge -e CTI_AMI_SECRET=... -p 8080:8080 \
 #     -v /etc/cti-bridge:/etc/cti-bridge:ro \
 #     -v cti-bridge-data:/var/lib/cti-bridge \
 #     -v /mnt/pbx-main/monitor:/mnt/pbx-main/monitor:ro \
@@ -8,6 +8,8 @@
 # /etc/cti-bridge holds cti-bridge.yaml (and includes, secret files); the volume
 # /var/lib/cti-bridge the SQLite store and speech models; the recordings mount must match
 # pbxs[].recording_paths[].local. Paths in the config are paths inside the container.
+# The pages and the HTTP API listen on web.port; set web.host: 0.0.0.0 in the config so the
+# published port reaches them, and put a TLS proxy in front (then web.secure_cookies: true).
 
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -33,6 +35,7 @@ ENV PATH=/opt/cti-bridge/bin:$PATH \
 USER cti-bridge
 WORKDIR /var/lib/cti-bridge
 VOLUME ["/var/lib/cti-bridge"]
+EXPOSE 8080
 # The daemon stops cleanly on SIGTERM (what `docker stop` sends).
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["cti-bridge"]

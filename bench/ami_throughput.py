@@ -236,6 +236,7 @@ def _daemon_config(ami_port: int, mqtt_port: int, db_path: Path) -> Config:
             "phone": {"default_region": "US"},
             "mqtt": {"port": mqtt_port, "topic_prefix": f"bench-{uuid.uuid4().hex[:8]}"},
             "store": {"url": f"sqlite:///{db_path}"},
+            "web": {"enabled": False},
             "transcription": {"enabled": False},
         }
     )

@@ -22,14 +22,21 @@ from cti_bridge.notifier import Notifier
 from cti_bridge.pipeline import CallPipeline
 from cti_bridge.recordings import RecordingService
 from cti_bridge.screenpop.mqtt import MqttPublisher
+from cti_bridge.screenpop.outputs import Fanout, Publisher
 from cti_bridge.sla_scheduler import SlaScheduler
 from cti_bridge.store import Database, Store
+from cti_bridge.store.database import sqlite_path
 from cti_bridge.tickets.dispatch import CallbackPolicy
 from cti_bridge.tickets.model import TicketNumbering
 from cti_bridge.tickets.service import TicketService
 from cti_bridge.tickets.workflow import Workflow
 from cti_bridge.transcribe.pool import WorkerPool
 from cti_bridge.transcribe.service import TranscriptionService, model_path
+from cti_bridge.web.app import create_app
+from cti_bridge.web.auth import Teams
+from cti_bridge.web.context import Health, WebContext
+from cti_bridge.web.live import LiveHub
+from cti_bridge.web.server import WebServer
 
 log = structlog.get_logger(__name__)
 
@@ -69,6 +76,8 @@ class Daemon:
         self.notifier: Notifier | None = None
         self.callback_queue: CallbackQueue | None = None
         self.ami: list[AmiClient] = []
+        self.live = LiveHub()
+        self.web: WebServer | None = None
         self._main: asyncio.Task[None] | None = None
         self._started = asyncio.Event()
         self._stop = asyncio.Event()
@@ -100,13 +109,40 @@ class Daemon:
         assert self._main is not None
         await self._main
 
+    @property
+    def web_url(self) -> str | None:
+        return self.web.url if self.web is not None else None
+
+    def _web_server(self, store: Store, publisher: Publisher) -> WebServer:
+        config = self.config
+        folder = config.store.attachments or sqlite_path(config.store.url).parent / "attachments"
+        mqtt = self.publisher
+        context = WebContext(
+            config=config,
+            store=store,
+            hub=self.live,
+            publisher=publisher,
+            workflow=Workflow.from_config(config),
+            teams=Teams.from_config(config),
+            attachments_folder=folder,
+            health=Health(
+                mqtt_connected=lambda: mqtt is not None and mqtt.connected.is_set(),
+                pbx_connected=lambda: {c.name: c.connected.is_set() for c in self.ami},
+                live_calls=lambda: self.pipeline.live_calls if self.pipeline else (),
+            ),
+        )
+        return WebServer(create_app(context), config.web)
+
     async def _run(self) -> None:
         config = self.config
         async with contextlib.AsyncExitStack() as stack:
             store = self.store = await Store.open(config.store.url, numbering(config))
             stack.push_async_callback(store.close)
             mqtt_password = reveal(config.mqtt.password) if config.mqtt.password else None
-            publisher = self.publisher = MqttPublisher(config.mqtt, mqtt_password)
+            mqtt = self.publisher = MqttPublisher(config.mqtt, mqtt_password)
+            # Every message goes to MQTT and to the browser pages that may see it.
+            self.live = LiveHub()
+            publisher = Fanout(mqtt, self.live)
             transcription = config.transcription
             if transcription.enabled and transcription.workers > 0:
                 preload = sorted({str(model_path(m)) for m in transcription.models.values()})
@@ -128,7 +164,7 @@ class Daemon:
             # transactions behind it on the store's one database thread.
             sla_db = await Database.open(config.store.url)
             stack.push_async_callback(sla_db.close)
-            self.notifier = Notifier(sla_db, publisher, connected=publisher.connected)
+            self.notifier = Notifier(sla_db, publisher, connected=mqtt.connected)
             callbacks = CallbackPolicy.from_config(config)
             self.pipeline = CallPipeline(
                 build_tracker(config),
@@ -151,9 +187,12 @@ class Daemon:
             self.sla = SlaScheduler.from_config(
                 config, sla_db, publisher, notifications_queued=self.notifier.wake
             )
+            if config.web.enabled:
+                self.web = self._web_server(store, publisher)
             async with asyncio.TaskGroup() as tasks:
-                publishing = tasks.create_task(publisher.run(), name="mqtt-publisher")
+                publishing = tasks.create_task(mqtt.run(), name="mqtt-publisher")
                 side_tasks = []
+                web_task = tasks.create_task(self.web.run(), name="web") if self.web else None
                 if self.transcription is not None:
                     side_tasks.append(tasks.create_task(self.transcription.run(), name="transcription"))
                 side_tasks.append(tasks.create_task(self.recordings.run(), name="recordings"))
@@ -172,6 +211,12 @@ class Daemon:
                 self._started.set()
                 await self._stop.wait()
                 log.info("daemon.stopping")
+                if self.web is not None and web_task is not None:
+                    # Pages first: their streams end, and no request changes a ticket while
+                    # the rest stops.
+                    self.live.close()
+                    self.web.stop()
+                    await web_task
                 for task in ami_tasks:
                     task.cancel()
                 for client in self.ami:
@@ -180,10 +225,10 @@ class Daemon:
                 pipeline_task.cancel()
                 for task in side_tasks:
                     task.cancel()
-                publisher.stop()
+                mqtt.stop()
                 try:  # a broker that is away must not hold the stop up for long
                     await asyncio.wait_for(asyncio.shield(publishing), _FLUSH_SECONDS)
                 except TimeoutError:
-                    log.warning("daemon.mqtt_flush_timeout", pending=publisher.pending)
+                    log.warning("daemon.mqtt_flush_timeout", pending=mqtt.pending)
                     publishing.cancel()
         log.info("daemon.stopped")

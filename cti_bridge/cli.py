@@ -55,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", parents=[config_arg], help="validate a config file")
     check.set_defaults(handler=_check_config)
 
+    from cti_bridge import cli_users
+
+    cli_users.add_parsers(commands, config_arg)
+
     customers = commands.add_parser("customers", help="manage customers").add_subparsers()
     importer = customers.add_parser("import", parents=[config_arg], help="load customers from CSV")
     importer.add_argument("file", type=Path, help="CSV with columns name, phone, ...")

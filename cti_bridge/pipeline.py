@@ -106,6 +106,11 @@ class CallPipeline:
         self.malformed = 0
         self.failed = 0
 
+    @property
+    def live_calls(self) -> list[Call]:
+        """The calls in progress now, as the tracker sees them."""
+        return self._tracker.live_calls
+
     def submit(self, item: AmiFrame | ev.CallEvent) -> None:
         """The AMI sink: enqueue only (called from inside the protocol's data_received)."""
         self._queue.put_nowait(item)

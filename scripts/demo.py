@@ -5,7 +5,11 @@ Run through scripts/demo.sh (which installs everything first). It:
 2. writes a config, imports sample customers, starts `cti-bridge run` as its own process;
 3. places calls: an announcement, a call to an agent, a queue call, an abandoned queue
    call and a repeat caller; prints each screen-pop as the agent would receive it;
-4. waits for recordings and transcripts, stops the daemon and prints the tickets.
+4. waits for recordings and transcripts; reads the HTTP API with a token and photographs the
+   agent's and the supervisor's pages in Debian's chromium (paths printed);
+5. stops the daemon and prints the tickets.
+With CTI_DEMO_KEEP=1 it leaves the daemon running before step 5, for you to sign in at the
+printed address (agent1 or sue, password below) until you press Ctrl-C.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import signal
 import socket
 import sys
 import time
+import urllib.request
 from datetime import datetime
 from pathlib import Path
 
@@ -29,6 +34,15 @@ REPO = Path(__file__).resolve().parents[1]
 WORK = Path(os.environ.get("CTI_DEMO_DIR", Path.home() / ".cache" / "cti-bridge" / "demo"))
 PBX = ["bash", str(REPO / "asterisk" / "sandbox" / "pbx.sh")]
 CLI = [sys.executable, "-m", "cti_bridge"]
+DEMO_PASSWORD = "demo-password"  # the demo's own throwaway accounts
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 CUSTOMERS = """\
 name,phone,company,email,tier,vip,notes
@@ -69,7 +83,7 @@ def say(text: str) -> None:
     print(f"\n\033[1m== {text}\033[0m", flush=True)
 
 
-def write_config(mqtt_port: int) -> Path:
+def write_config(mqtt_port: int, web_port: int) -> Path:
     pbx_root = Path(os.environ.get("CTI_PBX_ROOT", Path.home() / ".cache" / "cti-bridge" / "astroot"))
     config = WORK / "cti-bridge.yaml"
     config.write_text(
@@ -84,9 +98,11 @@ pbxs:
     recording_paths:
       - {{pbx: /var/spool/asterisk/monitor, local: {pbx_root}/var/spool/asterisk/monitor}}
 agents:
-  - {{id: agent1, name: Agent One, interfaces: [Local/agent1@agents]}}
-  - {{id: agent2, name: Agent Two, interfaces: [Local/agent2@agents]}}
-  - {{id: agent9, name: Agent Nine, interfaces: [Local/agent9@agents]}}
+  - {{id: agent1, name: Agent One, interfaces: [Local/agent1@agents], team: desk}}
+  - {{id: agent2, name: Agent Two, interfaces: [Local/agent2@agents], team: desk}}
+  - {{id: agent9, name: Agent Nine, interfaces: [Local/agent9@agents], team: desk}}
+teams:
+  - {{name: desk, label: 一线支持, supervisor: sue}}
 phone: {{default_region: CN}}
 tickets:
   rules:
@@ -94,6 +110,7 @@ tickets:
     - {{name: sales-queue, when: {{queue: [sales]}}, category: 业务咨询/产品咨询/价格, priority: P2}}
 mqtt: {{port: {mqtt_port}, topic_prefix: demo}}
 store: {{url: "sqlite:///{WORK}/cti-bridge.db"}}
+web: {{host: 127.0.0.1, port: {web_port}}}
 transcription:
   enabled: true
   workers: 2
@@ -146,6 +163,81 @@ async def show_pops(port: int, stop: asyncio.Event) -> None:
                 return
 
 
+async def add_users(config: Path, env: dict[str, str]) -> str:
+    """The demo's accounts: agent1 and supervisor sue sign in; admin only has an API token."""
+    for user, role in (("agent1", "agent"), ("sue", "supervisor")):
+        process = await asyncio.create_subprocess_exec(
+            *CLI,
+            "users",
+            "add",
+            user,
+            "--role",
+            role,
+            "--password-stdin",
+            "-c",
+            str(config),
+            env=env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await process.communicate(f"{DEMO_PASSWORD}\n".encode())
+        print(f"   {out.decode().strip()}", flush=True)
+    await show(*CLI, "users", "add", "admin", "--role", "admin", "--no-password", "-c", str(config), env=env)
+    return (await run(*CLI, "users", "token", "admin", "--label", "demo", "-c", str(config), env=env)).strip()
+
+
+def api_get(base: str, token: str, path: str) -> object:
+    request = urllib.request.Request(f"{base}{path}", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+async def show_api(base: str, token: str) -> None:
+    health = await asyncio.to_thread(api_get, base, token, "/api/health")
+    print(f"   GET /api/health -> {json.dumps(health)}")
+    page = await asyncio.to_thread(api_get, base, token, "/api/tickets?limit=5")
+    for item in page["items"]:  # type: ignore[index]
+        print(f"   GET /api/tickets -> {item['number']} {item['status']:<9} {item['subject']}")
+    report = await asyncio.to_thread(api_get, base, token, "/api/reports/kpi")
+    print(
+        f"   GET /api/reports/kpi -> {report['tickets']} tickets, "  # type: ignore[index]
+        f"{report['resolved']} resolved, CSAT scores: {report['csat']['count']}"  # type: ignore[index]
+    )
+
+
+async def photograph_pages(base: str) -> None:
+    """What an agent and a supervisor see, as PNGs (the demo prints where)."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        print("   (no chromium on this machine: scripts/setup.sh installs it; skipping the pictures)")
+        return
+    from playwright.async_api import async_playwright
+
+    shots = WORK / "screenshots"
+    shots.mkdir(exist_ok=True)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        for user, locale in (("agent1", "en-US"), ("sue", "zh-CN")):
+            context = await browser.new_context(viewport={"width": 1366, "height": 768}, locale=locale)
+            page = await context.new_page()
+            await page.goto(f"{base}/login")
+            await page.fill("input[name=username]", user)
+            await page.fill("input[name=password]", DEMO_PASSWORD)
+            await page.click("form#login button[type=submit]")
+            await page.wait_for_selector("[data-testid=connection][data-state=open]")
+            if user == "agent1":
+                await page.locator("[data-testid=ticket-row]").first.click()
+                await page.wait_for_selector("[data-testid=ticket-view]")
+            else:
+                await page.wait_for_selector("[data-testid=chart-volume]")
+            await page.wait_for_timeout(500)
+            path = shots / f"{user}.png"
+            await page.screenshot(path=str(path))
+            print(f"   {user} ({locale}): {path}", flush=True)
+            await context.close()
+        await browser.close()
+
+
 async def wait_settled(config: Path, expected_tickets: int, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -179,7 +271,8 @@ def prepare_work_dir(mqtt_port: int) -> None:
 
 async def main() -> int:
     env = {**os.environ, "CTI_AMI_SECRET": "sandbox-secret", "PYTHONUNBUFFERED": "1"}
-    mqtt_port = free_port()
+    mqtt_port, web_port = free_port(), free_port()
+    base = f"http://127.0.0.1:{web_port}"
     await asyncio.to_thread(prepare_work_dir, mqtt_port)
 
     say("Starting the sandbox Asterisk 22 and a private mosquitto")
@@ -193,10 +286,12 @@ async def main() -> int:
     )
     daemon = None
     try:
-        config = await asyncio.to_thread(write_config, mqtt_port)
+        config = await asyncio.to_thread(write_config, mqtt_port, web_port)
         say(f"Config {config}")
         await show(*CLI, "check-config", "-c", str(config), env=env)
         await show(*CLI, "customers", "import", str(WORK / "customers.csv"), "-c", str(config), env=env)
+        say("Accounts for the pages and the API: cti-bridge users add / users token")
+        token = await add_users(config, env)
 
         log_path = WORK / "daemon.log"
         say(f"Starting the daemon: cti-bridge run (its JSON log: {log_path})")
@@ -220,6 +315,14 @@ async def main() -> int:
 
         say("Waiting for recordings and transcripts")
         await wait_settled(config, expected_tickets=4)
+        say(f"The HTTP API at {base} (with the admin's token)")
+        await show_api(base, token)
+        say("The pages, in Debian's chromium")
+        await photograph_pages(base)
+        if os.environ.get("CTI_DEMO_KEEP"):
+            say(f"Running: sign in at {base}/login as agent1 or sue, password {DEMO_PASSWORD}; Ctrl-C ends")
+            with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
+                await asyncio.Event().wait()
         daemon.send_signal(signal.SIGTERM)
         await asyncio.wait_for(daemon.wait(), 30)
         await asyncio.sleep(0.5)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepare a Debian/Ubuntu machine to develop and test cti-bridge. Safe to run again: it only
 # does what is missing.
-#   1. Debian packages (python, mosquitto, debootstrap, sqlite3, sox, espeak-ng, English prompts)
+#   1. Debian packages (python, mosquitto, debootstrap, sqlite3, sox, espeak-ng, English prompts,
+#      chromium and CJK fonts for the browser tests)
 #   2. a virtualenv with cti-bridge installed editable, with its test extras
 #   3. the sandbox PBX chroot (asterisk/sandbox/pbx.sh build)
 # Needs root (apt, debootstrap, chroot); re-runs itself with sudo when started as a user.
@@ -29,6 +30,7 @@ available() { [[ $(apt-cache policy "$1" 2>/dev/null) == *"Candidate: "[0-9]* ]]
 # --- 1. Debian packages --------------------------------------------------------------------
 # debian-archive-keyring lets debootstrap verify Debian sid (Ubuntu hosts lack it).
 required=(python3 python3-venv python3-dev build-essential mosquitto debootstrap sqlite3 sox espeak-ng
+          chromium fonts-noto-cjk
           debian-archive-keyring)
 # Real speech and its transcripts for the transcription tests. Not every release has them;
 # without them the tests use the copies inside the PBX chroot.

@@ -10,6 +10,7 @@ from cti_bridge.config.model import (
     RuleMatch,
     TicketConfig,
     TranscriptionConfig,
+    WebConfig,
 )
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "RuleMatch",
     "TicketConfig",
     "TranscriptionConfig",
+    "WebConfig",
     "load_config",
     "reveal",
 ]

@@ -903,6 +903,18 @@ def _workflow_references(config: Config) -> list[tuple[tuple[str | int, ...], st
     return errors
 
 
+class WebConfig(_Section):
+    """The HTTP API and the agents' and supervisors' browser pages, served by the daemon."""
+
+    enabled: bool = True
+    host: str = Field("127.0.0.1", description="Address to listen on; put a TLS proxy in front for others.")
+    port: int = Field(8080, ge=0, le=65535, description="0 picks a free port (tests).")
+    session_lifetime: Duration = Field(timedelta(hours=12), description="A login lasts this long (a shift).")
+    secure_cookies: bool = Field(
+        False, description="Mark the session cookie Secure: set it when browsers reach the bridge over HTTPS."
+    )
+
+
 class Config(_Section):
     """The whole daemon configuration."""
 
@@ -917,6 +929,7 @@ class Config(_Section):
     teams: list[TeamConfig] = Field(default_factory=list, description="Teams named by agents[].team.")
     sla: SlaConfig = SlaConfig()
     dispatch: DispatchConfig = DispatchConfig()
+    web: WebConfig = WebConfig()
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
@@ -968,4 +981,5 @@ __all__ = [
     "TicketRule",
     "TicketRuleMatch",
     "TranscriptionConfig",
+    "WebConfig",
 ]

@@ -44,6 +44,7 @@ from cti_bridge.tickets.workflow import (
     ChangePriority,
     Command,
     EventKind,
+    HistoryEvent,
     TicketState,
     Transition,
     UpdateFields,
@@ -119,6 +120,11 @@ class Store:
 
     async def close(self) -> None:
         await self._db.close()
+
+    @property
+    def database(self) -> Database:
+        """For the modules that read and write through it directly (users, browse)."""
+        return self._db
 
     # -- customers -----------------------------------------------------------
 
@@ -720,6 +726,22 @@ class Store:
             LookupError: no ticket with that number.
         """
 
+        return await self.apply_commands(number, [command], workflow=workflow, actor=actor, at=at)
+
+    async def apply_commands(
+        self, number: str, commands: Sequence[Command], *, workflow: Workflow, actor: str, at: float
+    ) -> Transition:
+        """Apply commands one after another in one transaction: all of them, or none (a
+        browser's "close with resolution" is start, resolve and close). Returns the ticket's
+        state now and every event the commands appended, in order.
+
+        Raises:
+            LookupError: no ticket with that number.
+            ValueError: no commands.
+        """
+        if not commands:
+            raise ValueError("no commands to apply")
+
         async def write(tx: Session) -> Transition:
             row = await tx.fetchone(
                 "SELECT id, status, priority, assignee, waiting_on, fields,"
@@ -728,10 +750,15 @@ class Store:
             )
             if row is None:
                 raise LookupError(f"no ticket {number}")
-            transition = workflow.apply(_workflow_state(row, workflow), command, actor=actor, at=at)
-            await _write_transition(tx, row["id"], transition, at)
-            await _notify_mentions(tx, row["id"], number, transition, at)
-            return transition
+            state = _workflow_state(row, workflow)
+            events: list[HistoryEvent] = []
+            for command in commands:
+                transition = workflow.apply(state, command, actor=actor, at=at)
+                await _write_transition(tx, row["id"], transition, at)
+                await _notify_mentions(tx, row["id"], number, transition, at)
+                state = transition.state
+                events.extend(transition.events)
+            return Transition(state, tuple(events))
 
         return await self._db.transaction(write)
 
@@ -864,14 +891,14 @@ class Store:
     # -- attachments (cti_bridge.store.attachments) -------------------------------
 
     async def attach(
-        self, number: str, source: Path, *, folder: Path, actor: str, at: float
+        self, number: str, source: Path, *, folder: Path, actor: str, at: float, name: str | None = None
     ) -> attachments.Attachment:
         """Copy a file into `folder` and record it on the ticket, with its SHA-256."""
         ticket_id = await self.ticket_id(number)
         if ticket_id is None:
             raise attachments.AttachmentError(f"no ticket {number}")
         return await attachments.add_attachment(
-            self._db, ticket_id, number, source, folder=folder, actor=actor, at=at
+            self._db, ticket_id, number, source, folder=folder, actor=actor, at=at, name=name
         )
 
     async def damaged_attachments(self, number: str) -> list[tuple[attachments.Attachment, str]]:

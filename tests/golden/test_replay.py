@@ -95,6 +95,7 @@ async def test_capture_replayed_through_the_daemon(scenario, tmp_path, mosquitto
                 },
                 "mqtt": {"port": mosquitto.port, "topic_prefix": prefix},
                 "store": {"url": f"sqlite:///{tmp_path}/golden.db"},
+                "web": {"port": 0},  # a free port: test runs never collide
                 "transcription": {
                     "enabled": True,
                     "workers": 1,

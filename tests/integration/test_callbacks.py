@@ -77,6 +77,7 @@ def callback_config(asterisk: AsteriskSandbox, broker: Mosquitto, db: Path, pref
             },
             "mqtt": {"port": broker.port, "topic_prefix": prefix},
             "store": {"url": f"sqlite:///{db}"},
+            "web": {"port": 0},  # a free port: test runs never collide
         }
     )
 

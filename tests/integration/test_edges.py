@@ -54,6 +54,7 @@ def config(tmp_path: Path, broker_port: int, pbx_ports: dict[str, int], **transc
                 "reconnect": {"initial_delay": "2s", "max_delay": "2s"},
             },
             "store": {"url": f"sqlite:///{tmp_path}/edge.db"},
+            "web": {"port": 0},  # a free port: test runs never collide
             "transcription": {"enabled": False, "recording_wait": "2s", **transcription},
         }
     )

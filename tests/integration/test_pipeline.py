@@ -146,6 +146,7 @@ def bridge_config(
             },
             "mqtt": {"port": broker.port, "topic_prefix": prefix},
             "store": {"url": f"sqlite:///{db}"},
+            "web": {"port": 0},  # a free port: test runs never collide
             "transcription": {
                 "enabled": True,
                 "workers": 2,

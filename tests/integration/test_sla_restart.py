@@ -60,6 +60,7 @@ def sla_config(broker: Mosquitto, db: Path, prefix: str) -> Config:
             },
             "mqtt": {"port": broker.port, "topic_prefix": prefix},
             "store": {"url": f"sqlite:///{db}"},
+            "web": {"port": 0},  # a free port: test runs never collide
         }
     )
 

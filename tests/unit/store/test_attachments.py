@@ -3,6 +3,8 @@ event, and found out when the file on disk changes or goes."""
 
 import hashlib
 import json
+import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +62,31 @@ async def test_nothing_is_kept_for_a_missing_file_or_an_unknown_ticket(store, tm
     assert detail["attachments"] == []
     assert not folder.exists() or not any(folder.rglob("*.txt"))
     assert json.dumps(detail["attachments"]) == "[]"
+
+
+async def test_attaching_the_same_file_twice_fails_and_keeps_the_first(store, tmp_path):
+    ticket, _ = await store.create_ticket_for_call(new_ticket(), inbound_call("3.1"), None, T0)
+    source = tmp_path / "invoice.pdf"
+    source.write_bytes(b"%PDF-1.4 invoice")
+    folder = tmp_path / "attachments"
+    first = await store.attach(ticket.number, source, folder=folder, actor="a", at=T0)
+
+    with pytest.raises(sqlite3.IntegrityError):  # same content, same name: the same path
+        await store.attach(ticket.number, source, folder=folder, actor="a", at=T0 + 1)
+
+    assert await store.damaged_attachments(ticket.number) == []  # the first file is whole
+    assert list((folder / ticket.number).iterdir()) == [Path(first.path)]
+
+
+async def test_a_name_too_long_for_the_disk_is_kept_whole_in_the_store(store, tmp_path):
+    ticket, _ = await store.create_ticket_for_call(new_ticket(), inbound_call("4.1"), None, T0)
+    source = tmp_path / "upload"
+    source.write_bytes(b"%PDF-1.4")
+    name = "客户提供的发票" * 20 + ".pdf"  # 843 bytes: no file system takes that
+
+    added = await store.attach(ticket.number, source, folder=tmp_path / "files", actor="a", at=T0, name=name)
+
+    kept = tmp_path / "files" / ticket.number / Path(added.path).name
+    assert len(kept.name.encode()) <= 255 and kept.name.endswith(".pdf")
+    assert added.name == name and added.content_type == "application/pdf"
+    assert kept.read_bytes() == b"%PDF-1.4"

