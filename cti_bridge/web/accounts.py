@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 from typing import Annotated
 
@@ -28,13 +29,22 @@ def _me(who: Principal) -> s.Me:
 @router.post("/session", response_model=s.Me, summary="Sign in: sets the session cookie")
 async def sign_in(body: s.Login, response: Response, ctx: Ctx) -> s.Me:
     db = ctx.store.database
+    now = ctx.clock()
+    wait = ctx.logins.retry_after(body.username, now)
+    if wait > 0:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "too many failed sign-ins for this user: try again later",
+            headers={"Retry-After": str(math.ceil(wait))},
+        )
     found = await user_store.password_hash(db, body.username)
     # Checked even for an unknown name (against a dummy hash): the answer takes as long.
     if not await password_matches(found[1] if found else None, body.password) or found is None:
+        ctx.logins.failed(body.username, now)
         raise unauthorized("wrong user name or password")
+    ctx.logins.succeeded(body.username)
     user = found[0]
     session_id, csrf = new_session_id(), secrets.token_urlsafe(24)
-    now = ctx.clock()
     lifetime = ctx.config.web.session_lifetime.total_seconds()
     await user_store.open_session(
         db, user.id, id_hash=digest(session_id), csrf_token=csrf, at=now, expires_at=now + lifetime

@@ -9,6 +9,7 @@ SHA-256 is enough and is checked on every request without argon2's deliberate co
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import hmac
 import secrets
@@ -59,6 +60,42 @@ def digest(secret: str) -> str:
 
 def same_secret(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
+
+
+class LoginThrottle:
+    """Slows password guessing: after `limit` failed sign-ins for one user name within
+    `window` seconds, that name is refused until the oldest of them is `window` old.
+
+    Per name rather than per address: guesses come from many addresses, and a call centre's
+    agents share one office address. Kept in memory; a restart forgets, which costs a
+    guesser nothing they could not get by waiting.
+    """
+
+    def __init__(self, limit: int = 10, window: float = 300.0) -> None:
+        self._limit = limit
+        self._window = window
+        self._failures: dict[str, collections.deque[float]] = {}
+
+    def retry_after(self, name: str, now: float) -> float:
+        """Seconds until `name` may try again (0: now)."""
+        failures = self._recent(name, now)
+        if len(failures) < self._limit:
+            return 0.0
+        return failures[0] + self._window - now
+
+    def failed(self, name: str, now: float) -> None:
+        self._recent(name, now).append(now)
+
+    def succeeded(self, name: str) -> None:
+        self._failures.pop(name.casefold(), None)
+
+    def _recent(self, name: str, now: float) -> collections.deque[float]:
+        failures = self._failures.setdefault(name.casefold(), collections.deque())
+        while failures and failures[0] <= now - self._window:
+            failures.popleft()
+        if len(self._failures) > 10_000:  # names tried once long ago: forget them
+            self._failures = {k: v for k, v in self._failures.items() if v}
+        return failures
 
 
 @dataclass(frozen=True, slots=True)

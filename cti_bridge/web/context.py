@@ -25,7 +25,7 @@ from cti_bridge.store import Store
 from cti_bridge.store import users as user_store
 from cti_bridge.store.browse import Scope
 from cti_bridge.tickets.workflow import Workflow
-from cti_bridge.web.auth import Principal, Teams, digest, same_secret
+from cti_bridge.web.auth import LoginThrottle, Principal, Teams, digest, same_secret
 from cti_bridge.web.live import LiveHub
 
 SESSION_COOKIE = "cti_session"
@@ -56,6 +56,7 @@ class WebContext:
     teams: Teams
     attachments_folder: Path
     health: Health = field(default_factory=Health)
+    logins: LoginThrottle = field(default_factory=LoginThrottle)
     clock: Callable[[], float] = time.time
 
 

@@ -57,6 +57,26 @@ async def test_a_wrong_password_and_an_unknown_user_get_the_same_answer(site):
     assert all("set-cookie" not in r.headers for r in answers)
 
 
+async def test_guessing_a_password_is_slowed_down_for_that_user_name(site):
+    client = site.client()
+    tries = [
+        (await client.post("/api/session", json={"username": "A1", "password": f"guess {n}"})).status_code
+        for n in range(10)
+    ]
+    assert tries == [401] * 10
+
+    # Even the right password waits now (the name's case does not matter); others sign in.
+    refused = await client.post("/api/session", json={"username": "a1", "password": PASSWORD})
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) == 300
+    assert "set-cookie" not in refused.headers
+    other = await site.client().post("/api/session", json={"username": "a3", "password": PASSWORD})
+    assert other.status_code == 200
+
+    site.clock.advance(300)
+    welcome = await client.post("/api/session", json={"username": "a1", "password": PASSWORD})
+    assert welcome.status_code == 200 and SESSION_COOKIE in welcome.cookies
+
+
 async def test_a_change_by_cookie_needs_the_sessions_csrf_token(site):
     browser = await site.signed_in("a1")
     csrf = browser.headers.pop(CSRF_HEADER)
