@@ -9,6 +9,10 @@ the agents' screen-pop topics. A pop's latency runs from the moment the last byt
 call's answer event went into the AMI socket to the moment the answered pop arrived
 here: both instants are read from this process's clock.
 
+The same pops are also read as a browser page gets them: the daemon's Server-Sent Events
+stream (/api/events, signed in with a supervisor's API token), beside MQTT, so the two
+paths are timed side by side on the same calls.
+
 The floor is the broker alone: the same subscriber timing QoS 1 messages published from
 this process at the same rates. The daemon's RSS is sampled idle and under each load.
 
@@ -32,6 +36,7 @@ import os
 import random
 import re
 import shutil
+import socket
 import sqlite3
 import statistics
 import sys
@@ -48,6 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: bench and tests.support
 
 import aiomqtt  # noqa: E402
+import httpx  # noqa: E402
 import psutil  # noqa: E402
 import yaml  # noqa: E402
 from panoramisk.message import Message  # noqa: E402
@@ -58,8 +64,10 @@ from cti_bridge.ami.mapping import map_message  # noqa: E402
 from cti_bridge.app import build_tracker  # noqa: E402
 from cti_bridge.calls.model import AgentAnswered  # noqa: E402
 from cti_bridge.config import Config  # noqa: E402
-from cti_bridge.store import Store  # noqa: E402
+from cti_bridge.store import Database, Store  # noqa: E402
+from cti_bridge.store import users as user_store  # noqa: E402
 from cti_bridge.tickets.model import TicketNumbering  # noqa: E402
+from cti_bridge.web.auth import digest, new_token  # noqa: E402
 from tests.support.ami_replay import AmiReplayServer  # noqa: E402
 from tests.support.sandbox import Mosquitto  # noqa: E402
 
@@ -279,7 +287,9 @@ def backlog_recordings() -> list[Path]:
 # -- the daemon process --------------------------------------------------------------
 
 
-def daemon_config(folder: Path, ami_port: int, mqtt_port: int, prefix: str, db: Path, workers: int) -> Path:
+def daemon_config(
+    folder: Path, ami_port: int, mqtt_port: int, prefix: str, db: Path, workers: int, web_port: int
+) -> Path:
     config: dict[str, Any] = {
         "pbxs": [
             {
@@ -294,6 +304,7 @@ def daemon_config(folder: Path, ami_port: int, mqtt_port: int, prefix: str, db: 
         "phone": {"default_region": "US"},
         "mqtt": {"port": mqtt_port, "topic_prefix": prefix},
         "store": {"url": f"sqlite:///{db}"},
+        "web": {"port": web_port},
         "logging": {"format": "json", "level": "info"},
         "transcription": {"enabled": False},
     }
@@ -376,12 +387,16 @@ def _memory(daemon: Daemon) -> dict[str, Any]:
 # -- measuring -------------------------------------------------------------------------
 
 
-async def subscribe(port: int, prefix: str) -> None:
+async def subscribe(port: int, prefix: str, web_url: str, token: str) -> None:
     """The subscriber, in a process of its own so that the PBX side's sending never delays
-    its clock readings: one line per answered pop or floor message, with its arrival time."""
-    async with aiomqtt.Client("127.0.0.1", port) as client:
+    its clock readings: one line per answered pop (MQTT or the browser stream) or floor
+    message, with its arrival time."""
+    browser_ready = asyncio.Event()
+    async with aiomqtt.Client("127.0.0.1", port) as client, asyncio.TaskGroup() as tasks:
+        tasks.create_task(read_browser_stream(web_url, token, browser_ready), name="bench-sse")
         await client.subscribe(f"{prefix}/agents/+/screenpop", qos=1)
         await client.subscribe(f"{prefix}/bench/floor", qos=1)
+        await asyncio.wait_for(browser_ready.wait(), 30)
         print("ready", flush=True)
         async for message in client.messages:
             arrived = time.time()
@@ -397,19 +412,42 @@ async def subscribe(port: int, prefix: str) -> None:
                 print(f"answered {pop['call']['linkedid']} {arrived!r} {read!r} {sent!r}", flush=True)
 
 
+async def read_browser_stream(web_url: str, token: str, ready: asyncio.Event) -> None:
+    """The pops as a signed-in page reads them: the SSE stream's answered screen-pops."""
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as http,
+        http.stream("GET", f"{web_url}/api/events", headers=headers) as response,
+    ):
+        response.raise_for_status()
+        event = ""
+        async for line in response.aiter_lines():
+            if line.startswith("event: "):
+                event = line.removeprefix("event: ")
+            elif line.startswith("data: ") and event == "hello":
+                ready.set()
+            elif line.startswith("data: ") and event == "screenpop":
+                arrived = time.time()
+                pop = json.loads(line.removeprefix("data: "))["payload"]
+                if pop.get("event") == "answered":
+                    print(f"browser {pop['call']['linkedid']} {arrived!r}", flush=True)
+
+
 class PopInbox:
     """Answered pops by call Linkedid, and floor messages by sequence, with arrival times."""
 
     def __init__(self) -> None:
         self.answered_at: dict[str, float] = {}
+        self.browser_at: dict[str, float] = {}  # the same pops through the SSE stream
         self.stamps: dict[str, tuple[float, float]] = {}  # the daemon's (read event, sent pop)
         self.floor_at: dict[int, float] = {}
         self._process: asyncio.subprocess.Process | None = None
 
-    async def start(self, port: int, prefix: str) -> None:
+    async def start(self, port: int, prefix: str, web_url: str, token: str) -> None:
         self._process = await asyncio.create_subprocess_exec(
-            sys.executable, __file__, "--subscribe", str(port), prefix, stdout=asyncio.subprocess.PIPE
-        )
+            sys.executable, __file__, "--subscribe", str(port), prefix, web_url, token,
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
         assert self._process.stdout is not None
         ready = await asyncio.wait_for(self._process.stdout.readline(), 30)
         if ready.strip() != b"ready":
@@ -421,6 +459,8 @@ class PopInbox:
             kind, key, arrived, *stamps = line.decode().split()
             if kind == "floor":
                 self.floor_at[int(key)] = float(arrived)
+            elif kind == "browser":
+                self.browser_at.setdefault(key, float(arrived))
             elif key not in self.answered_at:
                 self.answered_at[key] = float(arrived)
                 self.stamps[key] = (float(stamps[0]), float(stamps[1]))
@@ -429,6 +469,26 @@ class PopInbox:
         if self._process is not None and self._process.returncode is None:
             self._process.terminate()
             await self._process.wait()
+
+
+async def supervisor_token(db: Path) -> str:
+    """A supervisor (who sees every agent's pops) and an API token for the browser stream."""
+    database = await Database.open(f"sqlite:///{db}")
+    try:
+        await user_store.add_user(database, "bench-supervisor", role="supervisor", at=time.time())
+        token = new_token()
+        await user_store.add_token(
+            database, "bench-supervisor", label="bench", token_hash=digest(token), at=time.time()
+        )
+    finally:
+        await database.close()
+    return token
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket()) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def percentiles(samples_ms: list[float]) -> dict[str, float]:
@@ -486,7 +546,7 @@ async def run_rate(
     try:
         lag = await server.play(schedule)
         expected = {p.answer_of for p in schedule if p.answer_of}
-        await poll(lambda: expected <= inbox.answered_at.keys(), 30)
+        await poll(lambda: expected <= inbox.answered_at.keys() and expected <= inbox.browser_at.keys(), 30)
     finally:
         stop.set()
         await sampler
@@ -494,6 +554,7 @@ async def run_rate(
     arrived, sent = inbox.answered_at, server.answer_sent_at
     popped = [c for c in expected if c in arrived]
     latencies = [(arrived[c] - sent[c]) * 1000 for c in popped]
+    browser = [(inbox.browser_at[c] - sent[c]) * 1000 for c in expected if c in inbox.browser_at]
     stretches = {
         "socket_to_read": [(inbox.stamps[c][0] - sent[c]) * 1000 for c in popped],
         "read_to_published": [(inbox.stamps[c][1] - inbox.stamps[c][0]) * 1000 for c in popped],
@@ -506,6 +567,8 @@ async def run_rate(
         "pops_missing": len(expected) - len(latencies),
         "sender_worst_lag_ms": round(lag * 1000, 1),
         "answered_pop": percentiles(latencies),
+        "answered_pop_browser": percentiles(browser),
+        "pops_missing_browser": len(expected) - len(browser),
         # From the daemon's millisecond stamps: where the time went.
         "stretches_ms": {name: percentiles(values) for name, values in stretches.items()},
         "memory_peak_mib": {
@@ -547,12 +610,15 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.to_thread(copy_synced, store_path, db)
         if args.backlog:
             await asyncio.to_thread(seed_backlog, db, backlog_recordings(), args.backlog)
-        await inbox.start(mosquitto.port, prefix)
-        collecting = asyncio.create_task(inbox.collect(), name="bench-pop-inbox")
+        token = await supervisor_token(db)
+        web_port = free_port()
+        collecting = None
         async with PacedAmiServer() as server, aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
-            config = daemon_config(folder, server.port, mosquitto.port, prefix, db, workers)
+            config = daemon_config(folder, server.port, mosquitto.port, prefix, db, workers, web_port)
             daemon = await Daemon.start(config, folder / "daemon.log")
             await asyncio.wait_for(server.connected.wait(), 60)
+            await inbox.start(mosquitto.port, prefix, f"http://127.0.0.1:{web_port}", token)
+            collecting = asyncio.create_task(inbox.collect(), name="bench-pop-inbox")
             if args.backlog:  # the workers have loaded their model once they finish a job
                 started = time.monotonic()
                 await poll(lambda: job_counts(db).get("done", 0) > 0, 120)
@@ -580,6 +646,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         await inbox.stop()
         await collecting
     finally:
+        if collecting is not None:
+            collecting.cancel()
         if daemon is not None:
             await daemon.stop()
         await inbox.stop()
@@ -609,13 +677,16 @@ def table(result: dict[str, Any]) -> str:
         f"daemon RSS idle {idle['daemon']} MiB{workers}",
         "",
         f"{'calls/s':>8}{'events/s':>10}{'pops':>6}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
-        f"{'floor p50':>11}{'floor p99':>11}{'RSS MiB':>9}" + (f"{'rec/s':>8}" if result["backlog"] else ""),
+        f"{'page p50':>10}{'page p99':>10}{'floor p50':>11}{'floor p99':>11}{'RSS MiB':>9}"
+        + (f"{'rec/s':>8}" if result["backlog"] else ""),
     ]
     for rate, figures in result["rates"].items():
         pop, floor = figures["answered_pop"], result["broker_floor"][rate]
+        page = figures["answered_pop_browser"]
         lines.append(
             f"{rate:>8}{figures['events_per_second']:>10,.0f}{pop.get('n', 0):>6}"
             f"{pop.get('p50_ms', 0):>9.2f}{pop.get('p99_ms', 0):>9.2f}{pop.get('max_ms', 0):>9.2f}"
+            f"{page.get('p50_ms', 0):>10.2f}{page.get('p99_ms', 0):>10.2f}"
             f"{floor.get('p50_ms', 0):>11.2f}{floor.get('p99_ms', 0):>11.2f}"
             f"{figures['memory_peak_mib']['daemon']:>9.1f}"
             + (f"{figures['recordings_per_second']:>8.2f}" if result["backlog"] else "")
@@ -653,9 +724,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--subscribe"]:  # the subscriber child: --subscribe PORT PREFIX
+    if argv[:1] == ["--subscribe"]:  # the subscriber child: --subscribe PORT PREFIX WEB_URL TOKEN
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(subscribe(int(argv[1]), argv[2]))
+            asyncio.run(subscribe(int(argv[1]), argv[2], argv[3], argv[4]))
         return 0
     args = parse_args(argv)
     result = asyncio.run(measure(args))

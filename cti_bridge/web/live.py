@@ -77,9 +77,7 @@ class LiveHub:
                     continue
                 if message is None:
                     return
-                yield _event(
-                    _kind(message.topic), {"topic": message.topic, "payload": _json(message.payload)}
-                )
+                yield _message_event(message)
                 if subscriber.lagged:
                     # What was dropped is gone: the page reloads its state from the API instead.
                     subscriber.lagged = False
@@ -117,6 +115,16 @@ def _json(payload: bytes) -> dict:
     except ValueError:
         return {"text": payload.decode(errors="replace")}
     return decoded if isinstance(decoded, dict) else {"value": decoded}
+
+
+def _message_event(message: OutboundMessage) -> str:
+    """The message as an SSE event. Its payload is JSON on one line already (pydantic's
+    compact dump), so it goes in as it is: no parse and dump again per page and message."""
+    payload = message.payload.decode(errors="replace")
+    if payload[:1] != "{" or "\n" in payload:  # `online`, or text an SSE line cannot hold
+        payload = json.dumps(_json(message.payload), ensure_ascii=False)
+    data = f'{{"topic": {json.dumps(message.topic)}, "payload": {payload}}}'
+    return f"event: {_kind(message.topic)}\ndata: {data}\n\n"
 
 
 def _event(kind: str, data: dict) -> str:

@@ -146,3 +146,15 @@ async def test_the_sse_stream_over_http_brings_a_pop_and_ends_when_the_server_st
         hub.close()
         server.stop()
         await asyncio.wait_for(serving, 10)
+
+
+async def test_every_message_reaches_the_page_as_one_line_of_json(site):
+    hub = LiveHub()
+    page = hub.stream(_principal(site, "sup", role="supervisor"))
+    await anext(page), await anext(page)  # retry, hello
+    for payload in (b"online", '{"event": "note", "text": "退款"}'.encode(), b'{"a":\n1}'):
+        hub.publish(OutboundMessage("status", payload))
+        event, data, blank, _ = (await anext(page)).split("\n")
+        assert (event, blank) == ("event: status", "")
+        assert json.loads(data.removeprefix("data: "))["topic"] == "status"
+    hub.close()
