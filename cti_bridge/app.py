@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 from types import TracebackType
 
 import structlog
@@ -209,11 +208,6 @@ class Daemon:
                     pbxs=[p.name for p in config.pbxs],
                     workers=transcription.workers if self.transcription else 0,
                 )
-                # What start-up made (modules, the web app's routes and schemas, the config)
-                # lives as long as the daemon: frozen out of the collector's sight, a full
-                # collection no longer walks it all while calls wait (bench/RESULTS.md).
-                gc.collect()
-                gc.freeze()
                 self._started.set()
                 await self._stop.wait()
                 log.info("daemon.stopping")

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import csv
 import dataclasses
+import gc
 import json
 import logging
 import os
@@ -175,6 +176,12 @@ async def _run_daemon(config: Config) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     async with Daemon(config) as daemon:
+        # What start-up made (modules, the web app's routes and schemas, the config) lives as
+        # long as the process: frozen out of the collector's sight, a full collection no
+        # longer walks it all while a pop waits (bench/RESULTS.md, 2026-11-22 23:20). Here,
+        # not in Daemon: it is the whole process's collector, and this process is the daemon.
+        gc.collect()
+        gc.freeze()
         waiter = asyncio.create_task(stop.wait(), name="signal-wait")
         runner = asyncio.create_task(daemon.wait(), name="daemon-wait")
         done, pending = await asyncio.wait({waiter, runner}, return_when=asyncio.FIRST_COMPLETED)
