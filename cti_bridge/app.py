@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 from types import TracebackType
 
 import structlog
@@ -55,6 +56,11 @@ def build_tracker(config: Config) -> CallTracker:
     }
     agents = AgentDirectory(AgentEntry(a.id, tuple(a.interfaces), a.extension, a.pbx) for a in config.agents)
     return CallTracker(routing, agents)
+
+
+def attachments_folder(config: Config) -> Path:
+    """Where attached files are kept: `store.attachments`, else beside the database."""
+    return config.store.attachments or sqlite_path(config.store.url).parent / "attachments"
 
 
 def numbering(config: Config) -> TicketNumbering:
@@ -113,18 +119,17 @@ class Daemon:
     def web_url(self) -> str | None:
         return self.web.url if self.web is not None else None
 
-    def _web_server(self, store: Store, publisher: Publisher) -> WebServer:
+    def _web_server(self, store: Store, publisher: Publisher, workflow: Workflow) -> WebServer:
         config = self.config
-        folder = config.store.attachments or sqlite_path(config.store.url).parent / "attachments"
         mqtt = self.publisher
         context = WebContext(
             config=config,
             store=store,
             hub=self.live,
             publisher=publisher,
-            workflow=Workflow.from_config(config),
+            workflow=workflow,
             teams=Teams.from_config(config),
-            attachments_folder=folder,
+            attachments_folder=attachments_folder(config),
             health=Health(
                 mqtt_connected=lambda: mqtt is not None and mqtt.connected.is_set(),
                 pbx_connected=lambda: {c.name: c.connected.is_set() for c in self.ami},
@@ -141,9 +146,9 @@ class Daemon:
             mqtt_password = reveal(config.mqtt.password) if config.mqtt.password else None
             mqtt = self.publisher = MqttPublisher(config.mqtt, mqtt_password)
             # Every message goes to MQTT and to the browser pages that may see it.
-            self.live = LiveHub()
             publisher = Fanout(mqtt, self.live)
             transcription = config.transcription
+            workflow = Workflow.from_config(config)  # the rules' edits and the pages' go through it
             if transcription.enabled and transcription.workers > 0:
                 preload = sorted({str(model_path(m)) for m in transcription.models.values()})
                 self.pool = await stack.enter_async_context(
@@ -155,7 +160,7 @@ class Daemon:
                     transcription,
                     publisher,
                     rules=config.tickets.rules,
-                    workflow=Workflow.from_config(config),
+                    workflow=workflow,
                 )
             jobs_queued = self.transcription.jobs_queued if self.transcription else (lambda: None)
             self.recordings = RecordingService(store, config.pbxs, transcription, publisher, jobs_queued)
@@ -188,7 +193,7 @@ class Daemon:
                 config, sla_db, publisher, notifications_queued=self.notifier.wake
             )
             if config.web.enabled:
-                self.web = self._web_server(store, publisher)
+                self.web = self._web_server(store, publisher, workflow)
             async with asyncio.TaskGroup() as tasks:
                 publishing = tasks.create_task(mqtt.run(), name="mqtt-publisher")
                 side_tasks = []

@@ -438,27 +438,19 @@ def _day(text: str) -> Any:
 
 def _report(args: argparse.Namespace) -> int:
     from datetime import datetime, timedelta
-    from zoneinfo import ZoneInfo
 
-    from cti_bridge.tickets.kpi import Period, compute_kpis
+    from cti_bridge.tickets.kpi import Period, business_zone, compute_kpis
     from cti_bridge.tickets.sla import SlaPolicy
 
     config = load_config(args.config, check_secrets=False)
-    calendar = config.sla.calendar
-    # Days are the business's days: the SLA calendar's zone, else this machine's.
-    zone = ZoneInfo(calendar.timezone) if calendar is not None else datetime.now().astimezone().tzinfo
-    assert zone is not None
+    zone = business_zone(config)
     now = time.time()
     until = args.until or datetime.fromtimestamp(now, zone).date()
     since = args.since or until - timedelta(days=29)
     if since > until:
         print("cti-bridge: --from is after --to", file=sys.stderr)
         return 2
-    period = Period(
-        datetime(since.year, since.month, since.day, tzinfo=zone).timestamp(),
-        datetime.combine(until + timedelta(days=1), datetime.min.time(), zone).timestamp(),
-        zone,
-    )
+    period = Period.of_days(since, until, zone)
 
     histories = _on_store(config, lambda store: store.ticket_histories(period.start, period.end))
     report = compute_kpis(histories, period=period, policy=SlaPolicy.from_config(config), as_of=now)
@@ -648,11 +640,11 @@ def _kb_from_ticket(args: argparse.Namespace) -> int:
 
 
 def _attach(args: argparse.Namespace) -> int:
+    from cti_bridge.app import attachments_folder
     from cti_bridge.store.attachments import AttachmentError
-    from cti_bridge.store.database import sqlite_path
 
     config = load_config(args.config, check_secrets=False)
-    folder = config.store.attachments or sqlite_path(config.store.url).parent / "attachments"
+    folder = attachments_folder(config)
 
     try:
         added = _on_store(

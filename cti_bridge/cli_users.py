@@ -131,8 +131,23 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _change(args: argparse.Namespace, change: Any) -> int:
+    """Run `await change(db)` on the store; a refusal (unknown user, token) is the message."""
+    from cti_bridge.store.users import UserError
+
+    async def work(db: Any, _config: Any) -> str | None:
+        try:
+            await change(db)
+        except UserError as exc:
+            return str(exc)
+        return None
+
+    problem = _run(args, work)
+    return _fail(problem) if problem else 0
+
+
 def _password(args: argparse.Namespace) -> int:
-    from cti_bridge.store.users import UserError, update_user
+    from cti_bridge.store.users import update_user
     from cti_bridge.web.auth import hash_password
 
     try:
@@ -140,49 +155,29 @@ def _password(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _fail(str(exc))
 
-    async def work(db: Any, _config: Any) -> str | None:
-        try:
-            await update_user(db, args.id, password_hash=await hash_password(password))
-        except UserError as exc:
-            return str(exc)
-        return None
+    async def change(db: Any) -> None:
+        await update_user(db, args.id, password_hash=await hash_password(password))
 
-    problem = _run(args, work)
-    return _fail(problem) if problem else 0
+    return _change(args, change)
 
 
 def _set_disabled(args: argparse.Namespace) -> int:
-    from cti_bridge.store.users import UserError, update_user
+    from cti_bridge.store.users import update_user
 
-    async def work(db: Any, _config: Any) -> str | None:
-        try:
-            await update_user(db, args.id, disabled=args.disabled)
-        except UserError as exc:
-            return str(exc)
-        return None
-
-    problem = _run(args, work)
-    return _fail(problem) if problem else 0
+    return _change(args, lambda db: update_user(db, args.id, disabled=args.disabled))
 
 
 def _token(args: argparse.Namespace) -> int:
-    from cti_bridge.store.users import UserError, add_token
+    from cti_bridge.store.users import add_token
     from cti_bridge.web.auth import digest, new_token
 
     token = new_token()
-
-    async def work(db: Any, _config: Any) -> str | None:
-        try:
-            await add_token(db, args.id, label=args.label, token_hash=digest(token), at=time.time())
-        except UserError as exc:
-            return str(exc)
-        return None
-
-    problem = _run(args, work)
-    if problem:
-        return _fail(problem)
-    print(token)  # the only time it is shown: the store keeps its SHA-256
-    return 0
+    added = _change(
+        args, lambda db: add_token(db, args.id, label=args.label, token_hash=digest(token), at=time.time())
+    )
+    if added == 0:
+        print(token)  # the only time it is shown: the store keeps its SHA-256
+    return added
 
 
 def _tokens(args: argparse.Namespace) -> int:
@@ -200,14 +195,6 @@ def _tokens(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
-    from cti_bridge.store.users import UserError, revoke_token
+    from cti_bridge.store.users import revoke_token
 
-    async def work(db: Any, _config: Any) -> str | None:
-        try:
-            await revoke_token(db, args.token_id, at=time.time())
-        except UserError as exc:
-            return str(exc)
-        return None
-
-    problem = _run(args, work)
-    return _fail(problem) if problem else 0
+    return _change(args, lambda db: revoke_token(db, args.token_id, at=time.time()))

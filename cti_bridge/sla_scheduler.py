@@ -17,7 +17,7 @@ from cti_bridge.screenpop.payload import sla_message
 from cti_bridge.store import sla as sla_store
 from cti_bridge.store.database import Database
 from cti_bridge.store.sla import FiredSla, SlaSnapshot
-from cti_bridge.tickets.kpi import first_response_at, status_history
+from cti_bridge.tickets.kpi import sla_now
 from cti_bridge.tickets.sla import (
     EscalationDue,
     SlaPlan,
@@ -25,7 +25,6 @@ from cti_bridge.tickets.sla import (
     WarningDue,
     WatchedTicket,
     plan_sla,
-    ticket_sla,
 )
 
 log = structlog.get_logger(__name__)
@@ -207,14 +206,7 @@ class SlaScheduler:
     def _plan(self, snapshot: SlaSnapshot, now: float) -> SlaPlan:
         watched = []
         for ticket in snapshot.tickets:
-            sla = ticket_sla(
-                ticket.id,
-                status_history(ticket),
-                priority=ticket.priority,  # now, not at creation: an escalation makes targets stricter
-                policy=self._policy,
-                now=now,
-                responded_at=first_response_at(ticket.events),
-            )
+            sla = sla_now(ticket, policy=self._policy, now=now)
             watched.append(
                 WatchedTicket(sla=sla, assignee=ticket.assignee, team=self._teams.team_of(ticket.assignee))
             )

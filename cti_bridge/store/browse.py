@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from cti_bridge.store.database import Database
 
@@ -114,11 +114,18 @@ async def list_tickets(
     return await db.read(read)
 
 
-async def visible_ticket(db: Database, scope: Scope, number: str) -> int | None:
-    """The ticket's id if it exists and the scope may see it."""
+class VisibleTicket(NamedTuple):
+    id: int
+    status: str
+
+
+async def visible_ticket(db: Database, scope: Scope, number: str) -> VisibleTicket | None:
+    """The ticket's id and status, if it exists and the scope may see it."""
     visible, params = scope.where()
-    row = await db.fetchone(f"SELECT t.id FROM tickets t WHERE t.number = ? AND {visible}", (number, *params))
-    return row["id"] if row is not None else None
+    row = await db.fetchone(
+        f"SELECT t.id, t.status FROM tickets t WHERE t.number = ? AND {visible}", (number, *params)
+    )
+    return VisibleTicket(row["id"], row["status"]) if row is not None else None
 
 
 async def recording_owner(db: Database, scope: Scope, recording_id: int) -> dict[str, Any] | None:

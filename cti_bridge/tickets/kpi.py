@@ -27,12 +27,22 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from types import MappingProxyType
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from cti_bridge.config.model import Config
 from cti_bridge.tickets.model import TicketStatus
-from cti_bridge.tickets.sla import SlaPolicy, SlaState, StatusChange, TargetStatus, status_changes, ticket_sla
+from cti_bridge.tickets.sla import (
+    SlaPolicy,
+    SlaState,
+    StatusChange,
+    TargetStatus,
+    TicketSla,
+    status_changes,
+    ticket_sla,
+)
 from cti_bridge.tickets.workflow import EventKind, HistoryEvent
 
 NON_AGENT_ACTORS = frozenset({"system", "sla", "dispatch"})
@@ -75,6 +85,27 @@ class Period:
     start: float
     end: float
     timezone: tzinfo = UTC
+
+    @classmethod
+    def of_days(cls, first: date, last: date, timezone: tzinfo) -> Period:
+        """The days `first` to `last`, both included, midnight to midnight in `timezone`.
+
+        Raises:
+            OverflowError: a day next to year 1 or 9999.
+        """
+        start = datetime.combine(first, time.min, timezone)
+        end = datetime.combine(last + timedelta(days=1), time.min, timezone)
+        return cls(start.timestamp(), end.timestamp(), timezone)
+
+
+def business_zone(config: Config) -> tzinfo:
+    """Where a report's days begin and end: the SLA calendar's zone, else this machine's."""
+    calendar = config.sla.calendar
+    if calendar is not None:
+        return ZoneInfo(calendar.timezone)
+    zone = datetime.now().astimezone().tzinfo
+    assert zone is not None
+    return zone
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,6 +357,19 @@ def _facts(ticket: TicketHistory, policy: SlaPolicy, as_of: float) -> _Facts:
         sla_first_response=sla.first_response,
         sla_resolution=sla.resolution,
         time_in_state=_time_in_state(changes, as_of),
+    )
+
+
+def sla_now(ticket: TicketHistory, *, policy: SlaPolicy, now: float) -> TicketSla:
+    """A ticket's SLA targets at `now`, on its priority now (an escalation that raised it makes
+    the targets stricter): what the scheduler acts on and the pages show."""
+    return ticket_sla(
+        ticket.id,
+        status_history(ticket),
+        priority=ticket.priority,
+        policy=policy,
+        now=now,
+        responded_at=first_response_at(ticket.events),
     )
 
 

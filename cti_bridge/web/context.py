@@ -24,6 +24,7 @@ from cti_bridge.screenpop.outputs import Publisher
 from cti_bridge.store import Store
 from cti_bridge.store import users as user_store
 from cti_bridge.store.browse import Scope
+from cti_bridge.tickets.sla import SlaPolicy
 from cti_bridge.tickets.workflow import Workflow
 from cti_bridge.web.auth import LoginThrottle, Principal, Teams, digest, same_secret
 from cti_bridge.web.live import LiveHub
@@ -58,6 +59,10 @@ class WebContext:
     health: Health = field(default_factory=Health)
     logins: LoginThrottle = field(default_factory=LoginThrottle)
     clock: Callable[[], float] = time.time
+    sla_policy: SlaPolicy = field(init=False)  # the config's, made once
+
+    def __post_init__(self) -> None:
+        self.sla_policy = SlaPolicy.from_config(self.config)
 
 
 def context(request: Request) -> WebContext:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -45,8 +46,10 @@ class LiveHub:
         return len(self._subscribers)
 
     def publish(self, message: OutboundMessage) -> None:
+        # A ticket notice is read once for all the agents' pages, not once per page.
+        assignee = functools.cache(lambda: _assignee(message))
         for subscriber in self._subscribers:
-            if not may_see(subscriber.principal, message):
+            if not _may_see(subscriber.principal, message.topic, assignee):
                 continue
             try:
                 subscriber.queue.put_nowait(message)
@@ -89,15 +92,24 @@ class LiveHub:
 
 def may_see(principal: Principal, message: OutboundMessage) -> bool:
     """Supervisors see everything; an agent their own topics and their team's tickets."""
+    return _may_see(principal, message.topic, lambda: _assignee(message))
+
+
+def _may_see(principal: Principal, topic: str, assignee: Callable[[], str | None]) -> bool:
     if principal.sees_agents is None:
         return True
-    parts = message.topic.split("/")
+    parts = topic.split("/")
     if parts[0] == "agents":
         return len(parts) > 1 and parts[1] in (principal.agent_id, principal.user.id)
     if parts[0] == "tickets":
-        ticket = _json(message.payload).get("ticket") or {}
-        return ticket.get("assignee") in principal.sees_agents
+        return assignee() in principal.sees_agents
     return parts[0] == "status"
+
+
+def _assignee(message: OutboundMessage) -> str | None:
+    """Whose ticket a `tickets/...` notice is about."""
+    ticket = _json(message.payload).get("ticket") or {}
+    return ticket.get("assignee")
 
 
 def _kind(topic: str) -> str:

@@ -7,7 +7,6 @@ import json
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import FileResponse
@@ -16,8 +15,8 @@ from cti_bridge.phone import to_e164
 from cti_bridge.store import browse
 from cti_bridge.store import sla as sla_store
 from cti_bridge.store.knowledge import Article, KnowledgeBaseError
-from cti_bridge.tickets.kpi import Period, compute_kpis, first_response_at, status_history
-from cti_bridge.tickets.sla import SlaPolicy, SlaState, ticket_sla
+from cti_bridge.tickets.kpi import Period, business_zone, compute_kpis, sla_now
+from cti_bridge.tickets.sla import SlaState
 from cti_bridge.web import schemas as s
 from cti_bridge.web.context import Caller, Ctx, RowId, Supervisor, not_found, scope_of
 
@@ -233,9 +232,7 @@ async def kpi_report(
     ] = None,
     to: Annotated[date | None, Query(description="Last day, inclusive (default: today).")] = None,
 ) -> dict[str, Any]:
-    calendar = ctx.config.sla.calendar
-    zone = ZoneInfo(calendar.timezone) if calendar is not None else datetime.now().astimezone().tzinfo
-    assert zone is not None
+    zone = business_zone(ctx.config)
     now = ctx.clock()
     until = to or datetime.fromtimestamp(now, zone).date()
     try:  # dates near year 1 or 9999 have no day before or after them
@@ -244,17 +241,11 @@ async def kpi_report(
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "from is after to")
         if (until - since).days > 366:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "a report spans a year at most")
-        period = Period(
-            datetime(since.year, since.month, since.day, tzinfo=zone).timestamp(),
-            datetime.combine(until + timedelta(days=1), datetime.min.time(), zone).timestamp(),
-            zone,
-        )
+        period = Period.of_days(since, until, zone)
     except (OverflowError, ValueError) as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"no such period: {exc}") from None
     histories = await ctx.store.ticket_histories(period.start, period.end)
-    report = await asyncio.to_thread(
-        compute_kpis, histories, period=period, policy=SlaPolicy.from_config(ctx.config), as_of=now
-    )
+    report = await asyncio.to_thread(compute_kpis, histories, period=period, policy=ctx.sla_policy, as_of=now)
     return report.to_dict()
 
 
@@ -263,21 +254,12 @@ async def kpi_report(
 )
 async def sla_watch(ctx: Ctx, who: Caller) -> list[s.SlaWatchItem]:
     snapshot = await sla_store.watched_tickets(ctx.store.database)
-    policy = SlaPolicy.from_config(ctx.config)
     now = ctx.clock()
     watch = []
     for ticket in snapshot.tickets:
         if who.sees_agents is not None and ticket.assignee not in who.sees_agents:
             continue
-        sla = ticket_sla(
-            ticket.id,
-            status_history(ticket),
-            priority=ticket.priority,
-            policy=policy,
-            now=now,
-            responded_at=first_response_at(ticket.events),
-        )
-        for target in sla.targets():
+        for target in sla_now(ticket, policy=ctx.sla_policy, now=now).targets():
             if target.stopped_at is None and target.state in (SlaState.WARNING, SlaState.BREACHED):
                 watch.append((ticket, target))
     subjects = await _subjects(ctx, [ticket.id for ticket, _ in watch])

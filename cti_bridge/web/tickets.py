@@ -18,9 +18,8 @@ from cti_bridge.store import browse
 from cti_bridge.store.attachments import AttachmentError, attachments_of
 from cti_bridge.tickets import workflow as w
 from cti_bridge.tickets.errors import InvalidTransition, TicketError
-from cti_bridge.tickets.kpi import HistoryEntry, TicketHistory, first_response_at, status_history
+from cti_bridge.tickets.kpi import HistoryEntry, TicketHistory, sla_now
 from cti_bridge.tickets.model import OPEN_STATUSES, TicketStatus
-from cti_bridge.tickets.sla import SlaPolicy, ticket_sla
 from cti_bridge.web import schemas as s
 from cti_bridge.web.auth import Principal
 from cti_bridge.web.context import ROW_ID_MAX, Caller, Ctx, RowId, WebContext, not_found, scope_of
@@ -86,31 +85,29 @@ async def show_ticket(number: Number, ctx: Ctx, who: Caller) -> dict[str, Any]:
 
 @router.patch("/tickets/{number}", response_model=s.TransitionResult, summary="Set fields")
 async def update_fields(number: Number, body: s.FieldsUpdate, ctx: Ctx, who: Caller) -> s.TransitionResult:
-    await _visible(ctx, who, number)
-    return await _apply(ctx, who, number, [w.UpdateFields(values=body.fields, reason=body.reason)])
+    ticket = await _visible(ctx, who, number)
+    return await _apply(ctx, who, number, ticket.id, [w.UpdateFields(values=body.fields, reason=body.reason)])
 
 
 @router.post("/tickets/{number}/transitions", response_model=s.TransitionResult, summary="Move the ticket on")
 async def transition(number: Number, body: s.TransitionRequest, ctx: Ctx, who: Caller) -> s.TransitionResult:
-    await _visible(ctx, who, number)
-    detail = await ctx.store.ticket_detail(number)
-    assert detail is not None
-    return await _apply(ctx, who, number, _commands(body, TicketStatus(detail["status"])))
+    ticket = await _visible(ctx, who, number)
+    return await _apply(ctx, who, number, ticket.id, _commands(body, TicketStatus(ticket.status)))
 
 
 @router.post("/tickets/{number}/comments", response_model=s.TransitionResult, summary="Comment")
 async def comment(number: Number, body: s.CommentRequest, ctx: Ctx, who: Caller) -> s.TransitionResult:
-    await _visible(ctx, who, number)
+    ticket = await _visible(ctx, who, number)
     visibility = w.Visibility.CUSTOMER if body.customer_visible else w.Visibility.INTERNAL
-    return await _apply(ctx, who, number, [w.AddComment(text=body.text, visibility=visibility)])
+    return await _apply(ctx, who, number, ticket.id, [w.AddComment(text=body.text, visibility=visibility)])
 
 
 @router.get(
     "/tickets/{number}/attachments", response_model=list[s.AttachmentOut], summary="The ticket's files"
 )
 async def list_attachments(number: Number, ctx: Ctx, who: Caller) -> list[dict[str, Any]]:
-    ticket_id = await _visible(ctx, who, number)
-    return [_attachment(a) for a in await attachments_of(ctx.store.database, ticket_id)]
+    ticket = await _visible(ctx, who, number)
+    return [_attachment(a) for a in await attachments_of(ctx.store.database, ticket.id)]
 
 
 @router.post(
@@ -120,7 +117,7 @@ async def list_attachments(number: Number, ctx: Ctx, who: Caller) -> list[dict[s
     summary="Attach a file (kept with its SHA-256)",
 )
 async def add_attachment(number: Number, file: UploadFile, ctx: Ctx, who: Caller) -> dict[str, Any]:
-    ticket_id = await _visible(ctx, who, number)
+    ticket = await _visible(ctx, who, number)
     name = Path(file.filename or "upload").name or "upload"
     with tempfile.TemporaryDirectory() as scratch:
         upload = Path(scratch) / "upload"
@@ -136,7 +133,7 @@ async def add_attachment(number: Number, file: UploadFile, ctx: Ctx, who: Caller
                 sha256.update(chunk)
                 await asyncio.to_thread(out.write, chunk)
         # The same file twice on one ticket is a slip (a double click, a retry): say which it is.
-        for attached in await attachments_of(ctx.store.database, ticket_id):
+        for attached in await attachments_of(ctx.store.database, ticket.id):
             if attached.sha256 == sha256.hexdigest():
                 raise HTTPException(
                     status.HTTP_409_CONFLICT,
@@ -150,7 +147,7 @@ async def add_attachment(number: Number, file: UploadFile, ctx: Ctx, who: Caller
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
         except sqlite3.IntegrityError:  # the same upload twice at once: the store keeps one
             raise HTTPException(status.HTTP_409_CONFLICT, "the same file is attached already") from None
-    await _announce(ctx, number, "attachment_added", actor=who.user.id, name=name)
+    await _announce(ctx, ticket.id, "attachment_added", actor=who.user.id, name=name)
     return _attachment(added)
 
 
@@ -177,8 +174,8 @@ async def attachment_content(attachment_id: RowId, ctx: Ctx, who: Caller) -> Fil
 async def suggestions(
     number: Number, ctx: Ctx, who: Caller, limit: Annotated[int, Query(ge=1, le=20)] = 5
 ) -> list[s.Suggestion]:
-    ticket_id = await _visible(ctx, who, number)
-    matches = await ctx.store.kb_suggest(ticket_id, limit)
+    ticket = await _visible(ctx, who, number)
+    matches = await ctx.store.kb_suggest(ticket.id, limit)
     return [
         s.Suggestion(
             id=m.article.id,
@@ -233,15 +230,6 @@ def sla_view(ctx: WebContext, detail: dict[str, Any]) -> list[dict[str, Any]]:
         created_at=detail["created_at"],
         events=events,
     )
-    now = ctx.clock()
-    sla = ticket_sla(
-        history.id,
-        status_history(history),
-        priority=detail["priority"],
-        policy=SlaPolicy.from_config(ctx.config),
-        now=now,
-        responded_at=first_response_at(events),
-    )
     return [
         {
             "target": str(t.target),
@@ -251,7 +239,7 @@ def sla_view(ctx: WebContext, detail: dict[str, Any]) -> list[dict[str, Any]]:
             "running": t.running,
             "due_at": t.due_at,
         }
-        for t in sla.targets()
+        for t in sla_now(history, policy=ctx.sla_policy, now=ctx.clock()).targets()
     ]
 
 
@@ -259,11 +247,11 @@ def _status(value: str | None) -> TicketStatus | None:
     return TicketStatus(value) if value else None
 
 
-async def _visible(ctx: WebContext, who: Principal, number: str) -> int:
-    ticket_id = await browse.visible_ticket(ctx.store.database, scope_of(who), number)
-    if ticket_id is None:
+async def _visible(ctx: WebContext, who: Principal, number: str) -> browse.VisibleTicket:
+    ticket = await browse.visible_ticket(ctx.store.database, scope_of(who), number)
+    if ticket is None:
         raise not_found(f"ticket {number}")
-    return ticket_id
+    return ticket
 
 
 def _commands(body: s.TransitionRequest, current: TicketStatus) -> list[w.Command]:
@@ -304,7 +292,7 @@ def _commands(body: s.TransitionRequest, current: TicketStatus) -> list[w.Comman
 
 
 async def _apply(
-    ctx: WebContext, who: Principal, number: str, commands: list[w.Command]
+    ctx: WebContext, who: Principal, number: str, ticket_id: int, commands: list[w.Command]
 ) -> s.TransitionResult:
     try:
         transition = await ctx.store.apply_commands(
@@ -317,7 +305,7 @@ async def _apply(
     except LookupError:
         raise not_found(f"ticket {number}") from None
     kinds = [str(e.kind) for e in transition.events]
-    await _announce(ctx, number, "updated", actor=who.user.id, events=kinds)
+    await _announce(ctx, ticket_id, "updated", actor=who.user.id, events=kinds)
     state = transition.state
     return s.TransitionResult(
         number=number,
@@ -328,11 +316,8 @@ async def _apply(
     )
 
 
-async def _announce(ctx: WebContext, number: str, event: str, **data: Any) -> None:
+async def _announce(ctx: WebContext, ticket_id: int, event: str, **data: Any) -> None:
     """Tell MQTT subscribers and open pages, as the call path does for its changes."""
-    ticket_id = await ctx.store.ticket_id(number)
-    if ticket_id is None:
-        return
     ticket = await ctx.store.get_ticket(ticket_id)
     ctx.publisher.publish(ticket_message(event, ticket, ctx.clock(), **data))
 
