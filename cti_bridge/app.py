@@ -17,7 +17,9 @@ import structlog
 from cti_bridge.ami.client import AmiClient
 from cti_bridge.callback_queue import CallbackQueue
 from cti_bridge.calls.agents import AgentDirectory, AgentEntry
+from cti_bridge.calls.presence import AgentPresence
 from cti_bridge.calls.tracker import CallTracker, PbxRouting
+from cti_bridge.calls.user_events import FieldMapping, IvrMapping, SurveyMapping, UserEventRules
 from cti_bridge.config import Config, reveal
 from cti_bridge.notifier import Notifier
 from cti_bridge.pipeline import CallPipeline
@@ -51,11 +53,27 @@ def build_tracker(config: Config) -> CallTracker:
             frozenset(pbx.outbound_contexts),
             frozenset(pbx.inbound_dids),
             frozenset(pbx.ivr_variables),
+            pbx.ticket_variable,
         )
         for pbx in config.pbxs
     }
-    agents = AgentDirectory(AgentEntry(a.id, tuple(a.interfaces), a.extension, a.pbx) for a in config.agents)
-    return CallTracker(routing, agents)
+    return CallTracker(routing, agent_directory(config), user_event_rules(config))
+
+
+def agent_directory(config: Config) -> AgentDirectory:
+    return AgentDirectory(AgentEntry(a.id, tuple(a.interfaces), a.extension, a.pbx) for a in config.agents)
+
+
+def user_event_rules(config: Config) -> UserEventRules:
+    """The site's UserEvent conventions (`user_events:`) for the tracker and the pipeline."""
+    events = config.user_events
+    return UserEventRules(
+        surveys=[SurveyMapping(event=m.event, score=m.score, call=m.call) for m in events.survey],
+        ivrs=[
+            IvrMapping(event=m.event, choice=m.choice, menu=m.menu, menu_name=m.menu_name) for m in events.ivr
+        ],
+        fields=[FieldMapping(event=m.event, fields=dict(m.fields)) for m in events.fields],
+    )
 
 
 def attachments_folder(config: Config) -> Path:
@@ -111,9 +129,12 @@ class Daemon:
             await self._main
 
     async def wait(self) -> None:
-        """Run until stopped (or until a component fails, which raises here)."""
+        """Run until stopped (or until a component fails, which raises here).
+
+        Cancelling the waiter leaves the daemon running: `stop()` still drains it in order.
+        """
         assert self._main is not None
-        await self._main
+        await asyncio.shield(self._main)
 
     @property
     def web_url(self) -> str | None:
@@ -179,6 +200,10 @@ class Daemon:
                 publisher,
                 callbacks=callbacks,
                 notifications_queued=self.notifier.wake,
+                user_events=user_event_rules(config),
+                workflow=workflow,
+                reassign_on_transfer=config.tickets.on_transfer == "reassign",
+                presence=AgentPresence(agent_directory(config)),
             )
             self.callback_queue = CallbackQueue(
                 store,
@@ -187,6 +212,7 @@ class Daemon:
                 urgent_queues=tuple(config.dispatch.urgent_queues),
                 every=config.dispatch.requeue_every.total_seconds(),
                 notifications_queued=self.notifier.wake,
+                away=self.pipeline.agents_away,
             )
             self.ami = [AmiClient(pbx, reveal(pbx.secret), self.pipeline.submit) for pbx in config.pbxs]
             self.sla = SlaScheduler.from_config(

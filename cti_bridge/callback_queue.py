@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import structlog
 
 from cti_bridge.screenpop.outputs import Publisher
 from cti_bridge.screenpop.payload import ticket_message
 from cti_bridge.store import Store
-from cti_bridge.tickets.dispatch import CallbackPolicy, dispatch_order
+from cti_bridge.tickets.dispatch import Availability, CallbackPolicy, dispatch_order
 
 log = structlog.get_logger(__name__)
 
@@ -33,6 +33,7 @@ class CallbackQueue:
         every: float,
         notifications_queued: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
+        away: Callable[[], Mapping[str, Availability]] = dict,
     ) -> None:
         self._store = store
         self._policy = policy
@@ -41,6 +42,7 @@ class CallbackQueue:
         self._every = every
         self._notifications_queued = notifications_queued
         self._clock = clock
+        self._away = away  # agents the queues say are paused or logged off, now
 
     async def run(self) -> None:
         while True:
@@ -63,6 +65,7 @@ class CallbackQueue:
                 self._policy.dispatcher,
                 at=now,
                 response_since=now - self._policy.response_window,
+                away=self._away(),
             )
             if done is None:
                 continue

@@ -505,6 +505,27 @@ def render_report(report: Any) -> str:
                     _percent(csat.response.value),
                     f"{csat.response.hits} of {csat.response.total} resolved",
                 ],
+                [
+                    "transferred",
+                    _percent(report.transferred.value),
+                    f"{report.transferred.hits} of {report.transferred.total} tickets, "
+                    f"{report.transfers} transfers",
+                ],
+                [
+                    "callbacks made",
+                    _percent(report.callbacks.made.value),
+                    f"{report.callbacks.made.hits} of {report.callbacks.requested} callback tickets",
+                ],
+                [
+                    "callbacks answered",
+                    _percent(report.callbacks.answered.value),
+                    f"{report.callbacks.answered.hits} of {report.callbacks.answered.total} first attempts",
+                ],
+                [
+                    "time to callback p50",
+                    _span(report.callbacks.time_to_callback.p50),
+                    f"mean {_span(report.callbacks.time_to_callback.mean)}",
+                ],
             ],
         ),
         "CSAT scores: " + "   ".join(f"{score}: {n}" for score, n in csat.distribution.items()),
@@ -522,6 +543,10 @@ def render_report(report: Any) -> str:
         _volume_table("category (top 10)", dict(list(report.by_category.items())[:10]), report.tickets),
         "",
         _volume_table("queue", report.by_queue, report.tickets),
+        "",
+        _volume_table("calls by outcome", report.calls_by_outcome, sum(report.calls_by_outcome.values())),
+        "",
+        _volume_table("IVR path", report.by_ivr_path, report.tickets),
         "",
         _volume_table("priority", dict(sorted(report.by_priority.items())), report.tickets),
         "",

@@ -8,42 +8,49 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any
 
 import structlog
 
 from cti_bridge.ami.client import AmiFrame
 from cti_bridge.ami.mapping import MalformedEvent, map_message
 from cti_bridge.calls import events as ev
+from cti_bridge.calls.agents import AgentDirectory
 from cti_bridge.calls.model import (
     AgentAnswered,
     AgentRang,
+    AgentRingStopped,
     Call,
     CallEnded,
     CallKey,
     CallQualified,
     CallUpdate,
+    DialplanReported,
     Direction,
     Outcome,
     RecordingAnnounced,
+    Transferred,
 )
+from cti_bridge.calls.presence import AgentPresence, AgentStatus
 from cti_bridge.calls.tracker import CallTracker
+from cti_bridge.calls.user_events import UserEventRules
 from cti_bridge.recordings import RecordingService
 from cti_bridge.screenpop.outputs import OutboundMessage, Publisher
-from cti_bridge.screenpop.payload import callback_message, screen_pop, ticket_message
+from cti_bridge.screenpop.payload import (
+    PopEvent,
+    agent_state_message,
+    callback_message,
+    screen_pop,
+    ticket_message,
+)
 from cti_bridge.store import Store
-from cti_bridge.tickets.dispatch import CallbackPolicy
+from cti_bridge.tickets.dispatch import Availability, CallbackPolicy
 from cti_bridge.tickets.model import CSAT_SCORES
+from cti_bridge.tickets.prefill import ivr_path
 from cti_bridge.tickets.service import TicketForCall, TicketService, answered_by
+from cti_bridge.tickets.workflow import Workflow
 
 log = structlog.get_logger(__name__)
-
-# The post-call survey's UserEvent (asterisk/extensions.conf, [survey]):
-#   UserEvent(SurveyResult,Score: <1-5>,CallLinkedid: ${CHANNEL(linkedid)})
-# CallLinkedid names the call; without it, the Linkedid of the channel that sent the event.
-SURVEY_EVENT = "SurveyResult"
-SURVEY_SCORE_HEADER = "Score"
-SURVEY_LINKEDID_HEADER = "CallLinkedid"
 
 
 # How far back a starting daemon looks for calls whose callback it never dispatched.
@@ -73,6 +80,10 @@ class CallPipeline:
         clock: Callable[[], float] = time.time,
         callbacks: CallbackPolicy | None = None,
         notifications_queued: Callable[[], None] = lambda: None,
+        user_events: UserEventRules | None = None,
+        workflow: Workflow | None = None,
+        reassign_on_transfer: bool = True,
+        presence: AgentPresence | None = None,
     ) -> None:
         """`callbacks`: how missed, abandoned and after-hours calls are dispatched; None: they are not."""
         self._tracker = tracker
@@ -83,6 +94,11 @@ class CallPipeline:
         self._clock = clock
         self._callbacks = callbacks
         self._notifications_queued = notifications_queued  # a dispatch wrote to the outbox
+        self._user_events = user_events or UserEventRules()
+        self._workflow = workflow  # None: what the dialplan reports later is not written
+        self._reassign_on_transfer = reassign_on_transfer
+        self._ending: set[CallKey] = set()  # calls whose end waits in a lane
+        self.presence = presence or AgentPresence(AgentDirectory(()))
         self._queue: asyncio.Queue[AmiFrame | ev.CallEvent] = asyncio.Queue()
         self._started = asyncio.Event()  # run() has done its start-up work and reads the queue
         self._open: dict[CallKey, TicketForCall] = {}
@@ -90,7 +106,10 @@ class CallPipeline:
         self._handlers: dict[type, Callable[[Any, float, bool], Awaitable[None]]] = {
             CallQualified: self._on_call_qualified,
             AgentRang: self._on_agent_rang,
+            AgentRingStopped: self._on_ring_stopped,
             AgentAnswered: self._on_agent_answered,
+            Transferred: self._on_transferred,
+            DialplanReported: self._on_dialplan_reported,
             RecordingAnnounced: self._on_recording_announced,
             CallEnded: self._on_call_ended,
             SurveyAnswered: self._on_survey_answered,
@@ -160,10 +179,13 @@ class CallPipeline:
             event = item
         if isinstance(event, ev.PbxDisconnected):
             return
-        if isinstance(event, ev.UserEventReceived) and event.name == SURVEY_EVENT:
-            self._survey_answered(event)
+        if isinstance(event, ev.QueueMemberChanged | ev.QueueMembersListed):
+            self._agent_states(event)
+            return
+        if isinstance(event, ev.UserEventReceived):
+            self._user_event(event)
         for update in self._tracker.handle(event):
-            if update.call.direction is Direction.INBOUND:
+            if self._tickets.tracks(update.call):
                 popped = self._pop_at_once(update, event.at)
                 self._to_lane(_Work(update, event.at, popped))
         if isinstance(event, ev.LiveChannelsListed):
@@ -184,6 +206,7 @@ class CallPipeline:
             lane = self._lane_of_call.get(call.key) or _caller_lane(call)
             if isinstance(update, CallEnded):
                 self._lane_of_call.pop(call.key, None)
+                self._ending.add(call.key)
             else:
                 self._lane_of_call[call.key] = lane
         self._updates_pending += 1
@@ -205,6 +228,8 @@ class CallPipeline:
                 try:
                     await self._apply(work)
                 finally:
+                    if isinstance(work.update, CallEnded):
+                        self._ending.discard(work.call_key)
                     self._updates_pending -= 1
                     if self._updates_pending == 0:
                         self._lanes_idle.set()
@@ -251,17 +276,69 @@ class CallPipeline:
     async def _on_agent_rang(self, update: AgentRang, event_at: float, popped: bool) -> None:
         if not popped:
             opened = await self._ticket_for(update.call)
-            self._pop("ringing", update.agent_id, update.call, opened, event_at)
+            self._pop(_rang_pop(update.call), update.agent_id, update.call, opened, event_at)
         await self._tickets.agent_rang(update.call)
+
+    async def _on_ring_stopped(self, update: AgentRingStopped, event_at: float, popped: bool) -> None:
+        if not popped:
+            opened = await self._ticket_for(update.call)
+            self._pop("cancelled", update.agent_id, update.call, opened, event_at, reason=str(update.why))
+
+    async def _on_transferred(self, update: Transferred, event_at: float, _popped: bool) -> None:
+        await self._ticket_for(update.call)
+        ticket = await self._store.record_transfer(update.call, update.transfer)
+        if ticket is None:
+            return
+        transfer = update.transfer
+        log.info(
+            "call.transferred",
+            kind=str(transfer.kind),
+            from_agent=transfer.from_agent,
+            to_agent=transfer.to_agent,
+            queue=transfer.to_queue,
+        )
+        self._notify(
+            "transferred",
+            ticket,
+            event_at,
+            call=str(update.call.key),
+            kind=str(transfer.kind),
+            from_agent=transfer.from_agent,
+            to_agent=transfer.to_agent,
+            queue=transfer.to_queue,
+        )
+
+    async def _on_dialplan_reported(self, update: DialplanReported, event_at: float, _popped: bool) -> None:
+        call = update.call
+        if self._workflow is None:
+            return
+        await self._ticket_for(call)
+        values = dict(call.reported_fields)
+        if call.ivr_choices:
+            values["ivr_path"] = ivr_path(call.ivr_choices)
+        ticket = await self._store.record_dialplan_fields(call, values, workflow=self._workflow, at=event_at)
+        if ticket is not None:
+            self._notify("fields_reported", ticket, event_at, call=str(call.key), fields=sorted(values))
 
     async def _on_agent_answered(self, update: AgentAnswered, event_at: float, popped: bool) -> None:
         call, agent_id = update.call, update.agent_id
+        opened = await self._ticket_for(call)  # known already when the pop went out at once
         if not popped:
-            opened = await self._ticket_for(call)
             popped = self._pop_answer(call, agent_id, event_at, opened)
         ticket = await self._tickets.agent_answered(call, agent_id, event_at)
         if ticket is None:
             return  # already recorded: a resync re-reporting an answered call, no second pop
+        transfer = call.transfers[-1] if call.transfers else None
+        if transfer is not None and transfer.to_agent == agent_id and self._reassign_on_transfer:
+            handed = await self._store.hand_over(call, agent_id, event_at)
+            if handed is not None:
+                ticket, left = handed
+                self._notifications_queued()
+                log.info("ticket.handed_over", agent=agent_id, left=left, kind=str(transfer.kind))
+                # The first agent's desk drops the pop: the caller and the ticket left them.
+                self._pop(
+                    "cancelled", left, call, replace(opened, ticket=ticket), event_at, reason="transferred"
+                )
         if not popped:
             # A call known from before a restart or reconnect: only the store could tell
             # that this answer had not been popped yet.
@@ -279,7 +356,8 @@ class CallPipeline:
         call = update.call
         self._answered_by.pop(call.key, None)
         opened = self._open.pop(call.key, None) or await self._tickets.open_for_call(call)
-        await self._tickets.call_ended(call, event_at)
+        if not await self._tickets.call_ended(call, event_at):
+            return  # recorded before: a resync or a restart telling the same end again
         log.info(
             "call.ended",
             outcome=str(call.outcome),
@@ -309,7 +387,12 @@ class CallPipeline:
         now = self._clock()
         for key, reason in await self._store.calls_awaiting_callback(now - _LEFT_OVER_CALLBACKS):
             done = await self._store.assign_callback(
-                key, reason, policy.dispatcher, at=now, response_since=now - policy.response_window
+                key,
+                reason,
+                policy.dispatcher,
+                at=now,
+                response_since=now - policy.response_window,
+                away=self.agents_away(),
             )
             if done is not None:
                 self._notifications_queued()
@@ -331,6 +414,7 @@ class CallPipeline:
             at=event_at,
             response_since=event_at - policy.response_window,
             on_call=on_call,
+            away=self.agents_away(),
         )
         if done is None:
             return  # dispatched before (a resync or restart re-reporting the end), or closed
@@ -383,41 +467,81 @@ class CallPipeline:
         down; the store can: its open calls that the PBX no longer lists are over."""
         live = {channel.linkedid for channel in event.channels}
         tracked = {call.key for call in self._tracker.live_calls}
+        booted_at = self._tracker.booted_at(event.pbx)
         for open_call in await self._store.open_calls(event.pbx):
             key = CallKey(open_call.pbx, open_call.linkedid)
-            if open_call.linkedid in live or key in tracked:
+            # Tracked, or ended by this very resync and waiting in its lane: not ours to end.
+            if open_call.linkedid in live or key in tracked or key in self._ending:
                 continue
             ticket = await self._tickets.ticket(open_call.ticket_id)
+            last_known = max(open_call.started_at, open_call.answered_at or 0.0)
+            if booted_at is not None and last_known < booted_at:
+                # The PBX restarted since: the call was cut by it. What we know of it ends
+                # at its last recorded moment, not at our reconnect.
+                ended_at, outcome = last_known, Outcome.INTERRUPTED
+            else:
+                ended_at = event.at
+                outcome = Outcome.ANSWERED if open_call.answered_at else Outcome.LOST
             call = Call(
                 key=key,
-                direction=Direction.INBOUND,
+                direction=Direction(open_call.direction),
                 caller_number=ticket.caller_number,
                 caller_name=ticket.caller_name,
                 did=ticket.did,
                 queue=ticket.queue,
-                started_at=ticket.created_at,
+                started_at=open_call.started_at,
                 answered_at=open_call.answered_at,
-                ended_at=event.at,
-                outcome=Outcome.ANSWERED if open_call.answered_at else Outcome.LOST,
+                agent_id=open_call.agent_id,
+                ended_at=ended_at,
+                outcome=outcome,
                 recordings=open_call.recordings,
             )
             self._to_lane(_Work(CallEnded(call), event.at))
 
-    def _survey_answered(self, event: ev.UserEventReceived) -> None:
-        """Send a survey's score to its call's lane; a score that is not 1-5 is dropped."""
-        fields = {name.lower(): value for name, value in event.fields}
-        key = CallKey(event.pbx, fields.get(SURVEY_LINKEDID_HEADER.lower()) or event.linkedid)
-        raw = fields.get(SURVEY_SCORE_HEADER.lower())
-        score = int(raw) if raw is not None and raw.strip().isdecimal() else None
-        if score is None or score not in CSAT_SCORES:
-            log.warning(
-                "csat.bad_score_ignored",
-                call=str(key),
-                score=raw,
-                expected=f"a {SURVEY_SCORE_HEADER} header of 1-5 in UserEvent {SURVEY_EVENT}",
+    def agents_away(self) -> dict[str, Availability]:
+        """Agents the PBX's queues say are paused or logged out: no callbacks for them."""
+        return {
+            agent: Availability.PAUSED if status is AgentStatus.PAUSED else Availability.LOGGED_OFF
+            for agent, status in self.presence.unavailable().items()
+        }
+
+    def _agent_states(self, event: ev.QueueMemberChanged | ev.QueueMembersListed) -> None:
+        for state in self.presence.apply(event):
+            log.info(
+                "agent.state",
+                agent=state.agent_id,
+                status=str(state.status),
+                queues=[m.queue for m in state.queues],
+                reason=state.pause_reason or None,
+            )
+            self._publisher.publish(agent_state_message(state, self._clock()))
+
+    def _user_event(self, event: ev.UserEventReceived) -> None:
+        """Send a survey's score to its call's lane (a score that is not 1-5 is dropped), and say
+        so when a UserEvent matched none of the site's mappings."""
+        reading = self._user_events.read(event)
+        if reading.empty:
+            log.info(
+                "user_event.unmatched",
+                pbx=event.pbx,
+                name=event.name,
+                headers=[name for name, _ in event.fields],
+                hint="map it under user_events: in the config if it means something",
             )
             return
-        self._to_lane(_Work(SurveyAnswered(key, score), event.at))
+        for survey in reading.surveys:
+            key = CallKey(event.pbx, survey.linkedid)
+            raw = survey.raw_score
+            score = int(raw) if raw is not None and raw.strip().isdecimal() else None
+            if score is None or score not in CSAT_SCORES:
+                log.warning(
+                    "csat.bad_score_ignored",
+                    call=str(key),
+                    score=raw,
+                    expected=f"a {survey.mapping.score} header of 1-5 in UserEvent {survey.mapping.event}",
+                )
+                continue
+            self._to_lane(_Work(SurveyAnswered(key, score), event.at))
 
     # -- pops -------------------------------------------------------------------
 
@@ -430,7 +554,10 @@ class CallPipeline:
             return False
         try:
             if isinstance(update, AgentRang):
-                self._pop("ringing", update.agent_id, update.call, opened, event_at)
+                self._pop(_rang_pop(update.call), update.agent_id, update.call, opened, event_at)
+                return True
+            if isinstance(update, AgentRingStopped):
+                self._pop("cancelled", update.agent_id, update.call, opened, event_at, reason=str(update.why))
                 return True
             if isinstance(update, AgentAnswered):
                 return self._pop_answer(update.call, update.agent_id, event_at, opened)
@@ -460,13 +587,15 @@ class CallPipeline:
 
     def _pop(
         self,
-        event: Literal["ringing", "answered"],
+        event: PopEvent,
         agent_id: str,
         call: Call,
         opened: TicketForCall,
         event_at: float,
+        reason: str | None = None,
     ) -> None:
         payload = screen_pop(
+            reason=reason,
             event=event,
             agent_id=agent_id,
             call=call,
@@ -480,7 +609,7 @@ class CallPipeline:
         self._publisher.publish(
             OutboundMessage(f"agents/{agent_id}/screenpop", payload.model_dump_json().encode())
         )
-        log.info("screenpop.sent", agent=agent_id, pop=event)
+        log.info("screenpop.sent", agent=agent_id, pop=event, reason=reason)
 
     def _notify(self, event: str, ticket: Any, at: float, **data: Any) -> None:
         self._publisher.publish(ticket_message(event, ticket, at, **data))
@@ -488,7 +617,7 @@ class CallPipeline:
 
 @dataclass(frozen=True, slots=True)
 class SurveyAnswered:
-    """The caller scored the call `key` in the post-call survey (a SurveyResult UserEvent)."""
+    """The caller scored the call `key` in the post-call survey (a mapped UserEvent)."""
 
     key: CallKey
     score: int
@@ -505,6 +634,10 @@ class _Work:
     @property
     def call_key(self) -> CallKey:
         return self.update.key if isinstance(self.update, SurveyAnswered) else self.update.call.key
+
+
+def _rang_pop(call: Call) -> PopEvent:
+    return "dialing" if call.direction is Direction.OUTBOUND else "ringing"
 
 
 def _caller_lane(call: Call) -> str:

@@ -26,7 +26,13 @@ from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 from pydantic import SecretStr
 
-from cti_bridge.ami.mapping import live_channel_names, map_live_channels, wanted, worth_parsing
+from cti_bridge.ami.mapping import (
+    live_channel_names,
+    map_live_channels,
+    map_queue_members,
+    wanted,
+    worth_parsing,
+)
 from cti_bridge.calls import events as ev
 from cti_bridge.config.model import PbxConfig
 
@@ -80,7 +86,10 @@ class AmiClient:
         self._config = config
         self._secret = secret
         self._sink = sink
-        self._ivr_variables = frozenset(config.ivr_variables)
+        # The VarSets worth reading: IVR choices and the ticket a click-to-dial names.
+        self._variables = frozenset(config.ivr_variables) | (
+            {config.ticket_variable} if config.ticket_variable else set()
+        )
         self._session: _Session | None = None
         self.connected = asyncio.Event()
         self.sessions = 0  # completed logins, for health and tests
@@ -131,7 +140,7 @@ class AmiClient:
         self._session = session
         transport, protocol = await asyncio.wait_for(
             loop.create_connection(
-                lambda: _FilteringProtocol(self._ivr_variables, self._count_dropped),
+                lambda: _FilteringProtocol(self._variables, self._count_dropped),
                 self._config.host,
                 self._config.port,
             ),
@@ -159,6 +168,21 @@ class AmiClient:
             messages = [messages]
         recordings = await self._recordings_of(session, live_channel_names(messages), lost)
         self._sink(map_live_channels(self.name, messages, requested_at, time.time(), recordings))
+        await self._resync_queue_members(session, lost)
+
+    async def _resync_queue_members(self, session: _Session, lost: asyncio.Future[str]) -> None:
+        """Ask who is in which queue and who is paused: logins and pauses made while we were away.
+
+        A PBX without app_queue answers with an error: its agents' states stay unknown.
+        """
+        action = session.send_action({"Action": "QueueStatus"})
+        messages = await asyncio.wait_for(_shielded(action, lost), _ACTION_TIMEOUT)
+        if not isinstance(messages, list):
+            messages = [messages]
+        if messages and messages[0].get("Response") == "Error":
+            log.info("ami.queue_status_unavailable", pbx=self.name, message=messages[0].get("Message"))
+            return
+        self._sink(map_queue_members(self.name, messages, time.time()))
 
     async def _recordings_of(
         self, session: _Session, channels: list[str], lost: asyncio.Future[str]
@@ -193,7 +217,7 @@ class AmiClient:
     def _on_event(self, _session: object, message: Any) -> None:
         # Runs inside panoramisk's data_received: enqueue and nothing else.
         self.events_received += 1
-        if wanted(message, self._ivr_variables):
+        if wanted(message, self._variables):
             self._sink(AmiFrame(self.name, message, time.time()))
 
     def _count_dropped(self) -> None:
@@ -222,8 +246,8 @@ class _FilteringProtocol(AMIProtocol):
     as text (`mapping.worth_parsing`) instead of being parsed first. The framing is 1.4's
     `AMIProtocol.data_received`, which has no hook between splitting and parsing."""
 
-    def __init__(self, ivr_variables: frozenset[str], on_dropped: Callable[[], None]) -> None:
-        self._ivr_variables = ivr_variables
+    def __init__(self, variables: frozenset[str], on_dropped: Callable[[], None]) -> None:
+        self._variables = variables
         self._on_dropped = on_dropped
 
     def data_received(self, data: bytes) -> None:
@@ -237,7 +261,7 @@ class _FilteringProtocol(AMIProtocol):
         self.queue.append(frames.pop())  # the unfinished tail waits for the next read
         for raw in frames:
             frame = raw.strip()  # Asterisk sometimes ends a frame with a lone EOL
-            if not worth_parsing(frame, self._ivr_variables):
+            if not worth_parsing(frame, self._variables):
                 self._on_dropped()
                 continue
             message = Message.from_line(frame)

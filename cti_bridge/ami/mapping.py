@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -105,6 +106,22 @@ def map_live_channels(
     return ev.LiveChannelsListed(pbx=pbx, at=received_at, requested_at=requested_at, channels=channels)
 
 
+def map_queue_members(pbx: str, messages: Sequence[Message], received_at: float) -> ev.QueueMembersListed:
+    """Map a QueueStatus response (its QueueMember events) to one snapshot of the members.
+
+    Rows that cannot be read (no Queue) are left out: the snapshot is what the PBX said clearly.
+    """
+    members = []
+    for m in messages:
+        if _text(m, "Event") != "QueueMember":
+            continue
+        try:
+            members.append(_queuemember(pbx, m, received_at))
+        except KeyError:
+            continue
+    return ev.QueueMembersListed(pbx=pbx, at=received_at, members=tuple(members))
+
+
 # -- field helpers -------------------------------------------------------------
 
 
@@ -139,9 +156,16 @@ def _int_or_none(message: Message, key: str) -> int | None:
     return int(value) if value else None
 
 
+def _finite(text: str, key: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{key} {text!r} is not a finite number")
+    return value
+
+
 def _timestamp(message: Message, received_at: float) -> float:
     stamp = _text(message, "Timestamp")
-    return float(stamp) if stamp else received_at
+    return _finite(stamp, "Timestamp") if stamp else received_at
 
 
 def _hms_seconds(duration: str) -> int:
@@ -221,6 +245,9 @@ def _dialbegin(pbx: str, m: Message, at: float) -> ev.DialStarted:
         **_dial_ids(m),
         dest_uniqueid=_required(m, "DestUniqueid"),
         dest_channel=_required(m, "DestChannel"),
+        dial_string=_text(m, "DialString"),
+        dest_caller_number=_caller(m, "DestCallerIDNum"),
+        from_channel=_text(m, "Channel"),
     )
 
 
@@ -241,30 +268,24 @@ def _queuecallerjoin(pbx: str, m: Message, at: float) -> ev.QueueJoined:
     )
 
 
+def _member_leg(m: Message) -> dict[str, str]:
+    """The queue member an AgentCalled / AgentConnect / AgentRingNoAnswer is about."""
+    return {
+        "queue": _required(m, "Queue"),
+        "interface": _text(m, "Interface"),
+        "member_name": _text(m, "MemberName"),
+        "dest_uniqueid": _text(m, "DestUniqueid"),
+        "dest_channel": _text(m, "DestChannel"),
+    }
+
+
 def _agentcalled(pbx: str, m: Message, at: float) -> ev.QueueAgentRinging:
-    return ev.QueueAgentRinging(
-        pbx=pbx,
-        at=at,
-        **_ids(m),
-        queue=_required(m, "Queue"),
-        interface=_text(m, "Interface"),
-        member_name=_text(m, "MemberName"),
-        dest_uniqueid=_text(m, "DestUniqueid"),
-        dest_channel=_text(m, "DestChannel"),
-    )
+    return ev.QueueAgentRinging(pbx=pbx, at=at, **_ids(m), **_member_leg(m))
 
 
 def _agentconnect(pbx: str, m: Message, at: float) -> ev.QueueAgentConnected:
     return ev.QueueAgentConnected(
-        pbx=pbx,
-        at=at,
-        **_ids(m),
-        queue=_required(m, "Queue"),
-        interface=_text(m, "Interface"),
-        member_name=_text(m, "MemberName"),
-        dest_uniqueid=_text(m, "DestUniqueid"),
-        dest_channel=_text(m, "DestChannel"),
-        hold_seconds=_int_or_none(m, "HoldTime"),
+        pbx=pbx, at=at, **_ids(m), **_member_leg(m), hold_seconds=_int_or_none(m, "HoldTime")
     )
 
 
@@ -289,14 +310,21 @@ def _hangup(pbx: str, m: Message, at: float) -> ev.ChannelHungUp:
     )
 
 
+def _agentringnoanswer(pbx: str, m: Message, at: float) -> ev.QueueAgentRingNoAnswer:
+    return ev.QueueAgentRingNoAnswer(pbx=pbx, at=at, **_ids(m), **_member_leg(m))
+
+
 def _blindtransfer(pbx: str, m: Message, at: float) -> ev.CallTransferred:
+    # The transferee (the caller) is the call's own party; its Linkedid names the call even when
+    # the transferer's channel belongs to another one (an agent's own outbound call, say).
     return ev.CallTransferred(
         pbx=pbx,
         at=at,
-        uniqueid=_required(m, "TransfererUniqueid"),
-        linkedid=_required(m, "TransfererLinkedid"),
+        uniqueid=_text(m, "TransfereeUniqueid") or _required(m, "TransfererUniqueid"),
+        linkedid=_text(m, "TransfereeLinkedid") or _required(m, "TransfererLinkedid"),
         kind="blind",
         target=f"{_text(m, 'Extension')}@{_text(m, 'Context')}",
+        transferer_channel=_text(m, "TransfererChannel"),
     )
 
 
@@ -304,10 +332,32 @@ def _attendedtransfer(pbx: str, m: Message, at: float) -> ev.CallTransferred:
     return ev.CallTransferred(
         pbx=pbx,
         at=at,
-        uniqueid=_required(m, "OrigTransfererUniqueid"),
-        linkedid=_required(m, "OrigTransfererLinkedid"),
+        uniqueid=_text(m, "TransfereeUniqueid") or _required(m, "OrigTransfererUniqueid"),
+        linkedid=_text(m, "TransfereeLinkedid") or _required(m, "OrigTransfererLinkedid"),
         kind="attended",
-        target=_text(m, "SecondTransfererChannel"),
+        target=_text(m, "TransferTargetChannel") or _text(m, "SecondTransfererChannel"),
+        transferer_channel=_text(m, "OrigTransfererChannel"),
+        target_channel=_text(m, "TransferTargetChannel"),
+    )
+
+
+def _fullybooted(pbx: str, m: Message, at: float) -> ev.PbxBooted:
+    uptime = _finite(_text(m, "Uptime") or "0", "Uptime")
+    return ev.PbxBooted(pbx=pbx, at=at, booted_at=at - max(0.0, uptime))
+
+
+def _queuemember(pbx: str, m: Message, at: float) -> ev.QueueMemberChanged:
+    # QueueMemberAdded, QueueMemberPause and QueueStatus's QueueMember rows describe a member
+    # that is in the queue; QueueMemberRemoved one that left it.
+    return ev.QueueMemberChanged(
+        pbx=pbx,
+        at=at,
+        queue=_required(m, "Queue"),
+        interface=_text(m, "Interface") or _text(m, "Location") or _text(m, "StateInterface"),
+        member_name=_text(m, "MemberName") or _text(m, "Name"),
+        logged_in=_text(m, "Event") != "QueueMemberRemoved",
+        paused=_text(m, "Paused") == "1",
+        reason=_text(m, "PausedReason") or _text(m, "Reason"),
     )
 
 
@@ -327,10 +377,16 @@ _MAPPERS: dict[str, Callable[[str, Message, float], ev.CallEvent | None]] = {
     "AgentCalled": _agentcalled,
     "AgentConnect": _agentconnect,
     "QueueCallerAbandon": _queuecallerabandon,
+    "AgentRingNoAnswer": _agentringnoanswer,
     "Hangup": _hangup,
     "BlindTransfer": _blindtransfer,
     "AttendedTransfer": _attendedtransfer,
     "UserEvent": _userevent,
+    "FullyBooted": _fullybooted,
+    "QueueMemberAdded": _queuemember,
+    "QueueMemberRemoved": _queuemember,
+    "QueueMemberPause": _queuemember,
+    "QueueMember": _queuemember,
 }
 
 # The events worth reading. A busy PBX sends about as many again that the product ignores
@@ -339,22 +395,22 @@ _MAPPERS: dict[str, Callable[[str, Message, float], ev.CallEvent | None]] = {
 HANDLED_EVENTS = frozenset(_MAPPERS)
 
 
-def wanted(message: Message, ivr_variables: frozenset[str] = frozenset()) -> bool:
+def wanted(message: Message, variables: frozenset[str] = frozenset()) -> bool:
     """Whether the product could make anything of this event (a cheap look at two headers).
 
     Args:
         message: the event's headers.
-        ivr_variables: the PBX's configured IVR variables (pbxs[].ivr_variables); their
-            VarSets are kept besides the recording's.
+        variables: the channel variables the PBX's config reads (IVR variables, the ticket
+            hint, custom fields); their VarSets are kept besides the recording's.
     """
     name = message.get("Event")
     if name == "VarSet":
         variable = message.get("Variable")
-        return variable == _RECORDING_VARIABLE or variable in ivr_variables
+        return variable == _RECORDING_VARIABLE or variable in variables
     return name in HANDLED_EVENTS
 
 
-def worth_parsing(frame: str, ivr_variables: frozenset[str] = frozenset()) -> bool:
+def worth_parsing(frame: str, variables: frozenset[str] = frozenset()) -> bool:
     """Whether an AMI frame, still text, could be one that `wanted` keeps.
 
     The same test as `wanted`, made on the raw text, so that the rest are dropped before
@@ -367,7 +423,7 @@ def worth_parsing(frame: str, ivr_variables: frozenset[str] = frozenset()) -> bo
     end = frame.find("\r\n")
     name = frame[7:end] if end > 0 else frame[7:]
     if name == "VarSet":
-        return _RECORDING_VARIABLE in frame or any(variable in frame for variable in ivr_variables)
+        return _RECORDING_VARIABLE in frame or any(variable in frame for variable in variables)
     # Shutdown is read by panoramisk itself; an event carrying an ActionID answers one of our
     # actions (CoreShowChannels lists the live channels as events).
     return name in HANDLED_EVENTS or name == "Shutdown" or "ActionID: " in frame

@@ -61,10 +61,16 @@ class ChannelVariableSet(ChannelEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DialStarted(ChannelEvent):
-    """DialBegin from this channel to `dest_channel`."""
+    """DialBegin from this channel to `dest_channel`.
+
+    `from_channel` is empty for an Originate's first leg (its DialBegin has only the Dest side).
+    """
 
     dest_uniqueid: str
     dest_channel: str
+    dial_string: str = ""  # what Dial() was given after the technology, e.g. 5551234@trunk
+    dest_caller_number: str | None = None
+    from_channel: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -115,11 +121,48 @@ class ChannelHungUp(ChannelEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class QueueAgentRingNoAnswer(ChannelEvent):
+    """AgentRingNoAnswer: a queue member's phone rang out; the queue tries someone else."""
+
+    queue: str
+    interface: str
+    member_name: str
+    dest_uniqueid: str
+    dest_channel: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CallTransferred(ChannelEvent):
-    """BlindTransfer/AttendedTransfer: the call goes on, maybe to another agent."""
+    """BlindTransfer/AttendedTransfer: the call goes on, maybe to another agent.
+
+    The ids are the transferer's; `transferer_channel` is the agent's side that transferred,
+    `target` the exten@context of a blind transfer or the channel of an attended one.
+    """
 
     kind: str  # blind | attended
     target: str
+    transferer_channel: str = ""
+    target_channel: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PbxBooted(PbxEvent):
+    """FullyBooted (sent at every login): the PBX has been up since `booted_at`."""
+
+    booted_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueMemberChanged(PbxEvent):
+    """QueueMemberAdded/Removed/Pause, or a QueueMember row of QueueStatus: an agent's
+    membership of a queue (login, logout) and pause."""
+
+    queue: str
+    interface: str
+    member_name: str
+    logged_in: bool
+    paused: bool
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -128,6 +171,13 @@ class UserEventReceived(ChannelEvent):
 
     name: str
     fields: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueMembersListed(PbxEvent):
+    """The PBX's QueueStatus after a (re)connect: every queue member now, pauses included."""
+
+    members: tuple[QueueMemberChanged, ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -177,9 +227,13 @@ CallEvent = (
     | QueueAgentRinging
     | QueueAgentConnected
     | QueueCallerAbandoned
+    | QueueAgentRingNoAnswer
     | ChannelHungUp
     | CallTransferred
     | UserEventReceived
     | LiveChannelsListed
     | PbxDisconnected
+    | PbxBooted
+    | QueueMemberChanged
+    | QueueMembersListed
 )

@@ -110,6 +110,11 @@ class PbxConfig(_Section):
         description="Channel variables the dialplan sets to the caller's IVR choice, e.g. IVR_CHOICE; "
         "ticket rules match them by name under `when.ivr`.",
     )
+    ticket_variable: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = Field(
+        "CTI_TICKET",
+        description="Channel variable naming the ticket a call belongs to (set by click-to-dial, or "
+        "by the dialplan); null: none.",
+    )
 
 
 class AgentConfig(_Section):
@@ -375,6 +380,9 @@ def _raise_located(title: str, problems: list[tuple[tuple[str | int, ...], str]]
         )
 
 
+TicketPolicy = Literal["attach_or_create", "create", "none"]
+
+
 class TicketConfig(_Section):
     number_prefix: str = Field("T-", max_length=10)
     number_width: int = Field(6, ge=3, le=12)
@@ -400,6 +408,17 @@ class TicketConfig(_Section):
         description="Fields that must be filled in for a ticket to enter (and stay in) each status.",
     )
     rules: list[TicketRule] = Field(default_factory=list, description="First match wins.")
+    outbound: TicketPolicy = Field(
+        "attach_or_create",
+        description="An agent's call to a customer: attach it to the customer's open ticket (a callback "
+        "ticket first, whatever its age) or open an outbound ticket; `create`: always a new ticket; "
+        "`none`: no ticket (the call is not tracked).",
+    )
+    on_transfer: Literal["reassign", "keep"] = Field(
+        "reassign",
+        description="A transferred call's ticket moves to the agent who takes the caller (`reassign`), "
+        "if it was the transferring agent's, or stays with its owner (`keep`).",
+    )
 
     @model_validator(mode="after")
     def _references_resolve(self) -> TicketConfig:
@@ -457,6 +476,60 @@ class TicketConfig(_Section):
                     problems.append((loc, f"write the category as {canonical!r}"))
         _raise_located("TicketConfig", problems)
         return self
+
+
+_NAME = r"^[A-Za-z0-9_.-]+$"  # a UserEvent or header name as the dialplan writes it
+
+
+class SurveyEventConfig(_Section):
+    """A post-call survey's UserEvent: `UserEvent(SurveyResult,Score: 4,CallLinkedid: ...)`."""
+
+    event: str = Field(pattern=_NAME, description="The UserEvent's name (matched without case).")
+    score: str = Field("Score", pattern=_NAME, description="Header with the 1-5 score.")
+    call: str | None = Field(
+        "CallLinkedid",
+        pattern=_NAME,
+        description="Header with the scored call's Linkedid; without it, the channel's own Linkedid.",
+    )
+
+
+class IvrEventConfig(_Section):
+    """An IVR's UserEvent: `UserEvent(IvrChoice,Menu: main,Choice: 2)`."""
+
+    event: str = Field(pattern=_NAME, description="The UserEvent's name (matched without case).")
+    choice: str = Field("Choice", pattern=_NAME, description="Header with the key or option chosen.")
+    menu: str | None = Field("Menu", pattern=_NAME, description="Header naming the menu.")
+    menu_name: str | None = Field(
+        None, min_length=1, description="The menu's name, for an event that names none in a header."
+    )
+
+    @model_validator(mode="after")
+    def _names_a_menu(self) -> IvrEventConfig:
+        if self.menu is None and self.menu_name is None:
+            raise ValueError("give `menu` (the header naming the menu) or `menu_name` (a fixed name)")
+        return self
+
+
+class FieldEventConfig(_Section):
+    """A UserEvent carrying ticket field values: `UserEvent(OrderInfo,OrderNo: A-1)`."""
+
+    event: str = Field(pattern=_NAME, description="The UserEvent's name (matched without case).")
+    fields: dict[str, Annotated[str, Field(pattern=_NAME)]] = Field(
+        min_length=1, description="Ticket field -> the header holding its value."
+    )
+
+
+class UserEventsConfig(_Section):
+    """What the site's dialplan says in UserEvents; several mappings of each kind may be given."""
+
+    survey: list[SurveyEventConfig] = Field(
+        default_factory=lambda: [SurveyEventConfig(event="SurveyResult")],
+        description="Post-call survey scores (CSAT).",
+    )
+    ivr: list[IvrEventConfig] = Field(
+        default_factory=lambda: [IvrEventConfig(event="IvrChoice")], description="IVR choices."
+    )
+    fields: list[FieldEventConfig] = Field(default_factory=list, description="Ticket field values.")
 
 
 class MqttConfig(_Section):
@@ -871,9 +944,18 @@ class DispatchConfig(_Section):
 
 def _workflow_references(config: Config) -> list[tuple[tuple[str | int, ...], str]]:
     """Names that must point at something defined elsewhere in the file."""
+    from cti_bridge.tickets.fields import STANDARD_FIELD_NAMES
+
     teams = {team.name for team in config.teams}
     agents = {agent.id for agent in config.agents}
     errors: list[tuple[tuple[str | int, ...], str]] = []
+    fields = set(STANDARD_FIELD_NAMES) | {f.name for f in config.tickets.fields}
+    errors += [
+        (("user_events", "fields", index, "fields", name), f"no ticket field named {name!r}")
+        for index, mapping in enumerate(config.user_events.fields)
+        for name in mapping.fields
+        if name not in fields
+    ]
     if config.teams:
         errors += [
             (("agents", index, "team"), f"unknown team {agent.team!r}; teams are {sorted(teams)}")
@@ -930,6 +1012,9 @@ class Config(_Section):
     sla: SlaConfig = SlaConfig()
     dispatch: DispatchConfig = DispatchConfig()
     web: WebConfig = WebConfig()
+    user_events: UserEventsConfig = Field(
+        default_factory=UserEventsConfig, description="The dialplan's UserEvents: survey, IVR, fields."
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
@@ -981,5 +1066,6 @@ __all__ = [
     "TicketRule",
     "TicketRuleMatch",
     "TranscriptionConfig",
+    "UserEventsConfig",
     "WebConfig",
 ]

@@ -14,7 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cti_bridge.calls.model import Call
+from cti_bridge.calls.model import Call, Transfer
+from cti_bridge.calls.presence import AgentState
 from cti_bridge.screenpop.outputs import OutboundMessage
 from cti_bridge.tickets.dispatch import CallbackReason
 from cti_bridge.tickets.model import CallerHistory, Customer, Ticket, TicketSummary
@@ -128,11 +129,40 @@ class CallInfo(_Payload):
         )
 
 
+class TransferInfo(_Payload):
+    kind: str = Field(description="blind | attended | redirect")
+    at: str
+    from_agent: str | None
+    to_agent: str | None = Field(description="Who took the caller; None until someone did.")
+    to_queue: str | None
+    target: str | None = Field(description="What the PBX named: exten@context or a channel.")
+
+    @classmethod
+    def of(cls, transfer: Transfer) -> TransferInfo:
+        return cls(
+            kind=str(transfer.kind),
+            at=iso(transfer.at) or "",
+            from_agent=transfer.from_agent,
+            to_agent=transfer.to_agent,
+            to_queue=transfer.to_queue,
+            target=transfer.target,
+        )
+
+
+PopEvent = Literal["ringing", "dialing", "answered", "cancelled"]
+
+
 class ScreenPop(_Payload):
-    """Sent to one agent when their phone rings for a call, and again when they answer."""
+    """Sent to one agent when their phone rings for a call (`ringing`), when they dial a customer
+    (`dialing`), when they answer or the customer does (`answered`), and when a pop is withdrawn
+    (`cancelled`: their phone stopped ringing, or the caller was transferred away from them)."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
-    event: Literal["ringing", "answered"]
+    event: PopEvent
+    reason: str | None = Field(
+        None,
+        description="cancelled: no_answer | caller_hung_up | answered_elsewhere | transferred.",
+    )
     agent_id: str
     event_at: str = Field(description="When the PBX reported the ring/answer.")
     sent_at: str = Field(description="When cti-bridge published this message.")
@@ -142,6 +172,9 @@ class ScreenPop(_Payload):
     customer: CustomerInfo | None = Field(description="None when the number is not a customer.")
     open_tickets: list[TicketRef] = Field(description="The caller's open tickets, newest first.")
     recent_tickets: list[TicketRef] = Field(description="The caller's last N tickets.")
+    transfers: list[TransferInfo] = Field(
+        default_factory=list, description="The call's transfers so far, oldest first."
+    )
 
 
 class TicketNotice(_Payload):
@@ -177,7 +210,7 @@ class CallbackNotice(_Payload):
 
 def screen_pop(
     *,
-    event: Literal["ringing", "answered"],
+    event: PopEvent,
     agent_id: str,
     call: Call,
     caller_e164: str | None,
@@ -186,9 +219,11 @@ def screen_pop(
     created: bool,
     event_at: float,
     now: float,
+    reason: str | None = None,
 ) -> ScreenPop:
     return ScreenPop(
         event=event,
+        reason=reason,
         agent_id=agent_id,
         event_at=iso(event_at) or "",
         sent_at=iso(now) or "",
@@ -198,6 +233,7 @@ def screen_pop(
         customer=CustomerInfo.of(history.customer) if history.customer else None,
         open_tickets=[TicketRef.of(t) for t in history.open_tickets],
         recent_tickets=[TicketRef.of(t) for t in history.recent_tickets],
+        transfers=[TransferInfo.of(t) for t in call.transfers],
     )
 
 
@@ -237,6 +273,36 @@ def ticket_message(event: str, ticket: TicketSummary, at: float, **data: Any) ->
     """A TicketNotice on its topic, `tickets/{number}`, ready to publish."""
     notice = ticket_notice(event, ticket, at, **data)
     return OutboundMessage(f"tickets/{ticket.number}", notice.model_dump_json().encode())
+
+
+class QueueMembershipInfo(_Payload):
+    queue: str
+    paused: bool
+    reason: str = Field(description="Why paused, as the agent's phone or the PBX said.")
+
+
+class AgentStateNotice(_Payload):
+    """An agent logged in or out of a queue, or paused or unpaused (`agents/{id}/state`, retained)."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    agent_id: str
+    status: Literal["logged_in", "paused", "logged_out"]
+    queues: list[QueueMembershipInfo] = Field(description="The queues the agent is a member of now.")
+    since: str = Field(description="When the status last changed.")
+    sent_at: str
+
+
+def agent_state_message(state: AgentState, now: float) -> OutboundMessage:
+    """An AgentStateNotice on `agents/{agent_id}/state`, retained: a page or client that
+    subscribes later learns each agent's state at once."""
+    notice = AgentStateNotice(
+        agent_id=state.agent_id,
+        status=state.status.value,
+        queues=[QueueMembershipInfo(queue=m.queue, paused=m.paused, reason=m.reason) for m in state.queues],
+        since=iso(state.since) or "",
+        sent_at=iso(now) or "",
+    )
+    return OutboundMessage(f"agents/{state.agent_id}/state", notice.model_dump_json().encode(), retain=True)
 
 
 class SlaNotice(_Payload):

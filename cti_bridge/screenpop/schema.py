@@ -7,7 +7,14 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from cti_bridge.screenpop.payload import AgentNotification, CallbackNotice, ScreenPop, SlaNotice, TicketNotice
+from cti_bridge.screenpop.payload import (
+    AgentNotification,
+    AgentStateNotice,
+    CallbackNotice,
+    ScreenPop,
+    SlaNotice,
+    TicketNotice,
+)
 
 HERE = Path(__file__).parent
 SCHEMAS: dict[str, type[BaseModel]] = {
@@ -16,6 +23,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "sla-notice.schema.json": SlaNotice,
     "agent-notification.schema.json": AgentNotification,
     "callback.schema.json": CallbackNotice,
+    "agent-state.schema.json": AgentStateNotice,
 }
 
 

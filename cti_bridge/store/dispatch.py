@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,20 +48,26 @@ class CallbackDispatch:
 
 
 async def agent_loads(
-    db: Database, agent_ids: Iterable[str], *, response_since: float, on_call: Collection[str] = ()
+    db: Database,
+    agent_ids: Iterable[str],
+    *,
+    response_since: float,
+    on_call: Collection[str] = (),
+    away: Mapping[str, Availability] | None = None,
 ) -> dict[str, AgentLoad]:
     """Each agent's open tickets and median first response, read as one snapshot.
 
     Args:
         agent_ids: the agents to measure (those the dispatcher knows).
         response_since: the window of the response measure: tickets created since then.
-        on_call: agents on a call right now; the others are taken as available (the daemon
-            does not track queue pauses or log-offs).
+        on_call: agents on a call right now.
+        away: agents the PBX's queues say are paused or logged off; the others (and agents
+            the queues never mentioned) are taken as available.
 
     Returns:
         agent id -> AgentLoad, for every agent asked about.
     """
-    return await db.read(_agent_loads, tuple(agent_ids), response_since, frozenset(on_call))
+    return await db.read(_agent_loads, tuple(agent_ids), response_since, frozenset(on_call), dict(away or {}))
 
 
 async def assign_callback(
@@ -73,6 +79,7 @@ async def assign_callback(
     at: float,
     response_since: float,
     on_call: Collection[str] = (),
+    away: Mapping[str, Availability] | None = None,
 ) -> CallbackDispatch | None:
     """Make the ticket of `call` a callback ticket and place it, in one transaction.
 
@@ -92,7 +99,7 @@ async def assign_callback(
         its ticket is no longer open.
     """
     return await db.transaction(
-        _assign_callback, call, reason, dispatcher, at, response_since, frozenset(on_call)
+        _assign_callback, call, reason, dispatcher, at, response_since, frozenset(on_call), dict(away or {})
     )
 
 
@@ -138,6 +145,7 @@ async def offer_again(
     at: float,
     response_since: float,
     on_call: Collection[str] = (),
+    away: Mapping[str, Availability] | None = None,
 ) -> CallbackDispatch | None:
     """Offer a queued callback ticket to the agents again, in one transaction.
 
@@ -145,7 +153,9 @@ async def offer_again(
     explanation, and the agent's notification): a retry that finds nobody leaves no trace in
     the history. None when nobody can take it, or it is no longer a queued callback.
     """
-    return await db.transaction(_offer_again, ticket_id, dispatcher, at, response_since, frozenset(on_call))
+    return await db.transaction(
+        _offer_again, ticket_id, dispatcher, at, response_since, frozenset(on_call), dict(away or {})
+    )
 
 
 async def _offer_again(
@@ -155,6 +165,7 @@ async def _offer_again(
     at: float,
     response_since: float,
     on_call: frozenset[str],
+    away: Mapping[str, Availability],
 ) -> CallbackDispatch | None:
     row = await tx.fetchone(
         "SELECT t.id, t.status, t.assignee, t.category, t.queue, t.callback_reason,"
@@ -170,7 +181,7 @@ async def _offer_again(
         or row["status"] not in _OPEN
     ):
         return None
-    loads = await _agent_loads(tx, tuple(a.id for a in dispatcher.agents), response_since, on_call)
+    loads = await _agent_loads(tx, tuple(a.id for a in dispatcher.agents), response_since, on_call, away)
     request = CallbackRequest(category=row["category"], queue=row["queue"], vip=bool(row["vip"]))
     assignment = dispatcher.choose(request, loads)
     assignee = assignment.assignee
@@ -205,6 +216,7 @@ async def _assign_callback(
     at: float,
     response_since: float,
     on_call: frozenset[str],
+    away: Mapping[str, Availability],
 ) -> CallbackDispatch | None:
     row = await tx.fetchone(
         "SELECT c.id AS call_id, c.callback_at, COALESCE(c.queue, t.queue) AS call_queue, t.id,"
@@ -227,7 +239,7 @@ async def _assign_callback(
         return CallbackDispatch(
             ticket=ticket, call=key, reason=reason, assignment=None, explanation=explanation
         )
-    loads = await _agent_loads(tx, tuple(a.id for a in dispatcher.agents), response_since, on_call)
+    loads = await _agent_loads(tx, tuple(a.id for a in dispatcher.agents), response_since, on_call, away)
     request = CallbackRequest(category=row["category"], queue=row["call_queue"], vip=bool(row["vip"]))
     assignment = dispatcher.choose(request, loads)
     assignee = assignment.assignee
@@ -300,7 +312,11 @@ async def _events(
 
 
 async def _agent_loads(
-    tx: Session, agent_ids: tuple[str, ...], response_since: float, on_call: frozenset[str]
+    tx: Session,
+    agent_ids: tuple[str, ...],
+    response_since: float,
+    on_call: frozenset[str],
+    away: Mapping[str, Availability],
 ) -> dict[str, AgentLoad]:
     if not agent_ids:
         return {}
@@ -334,7 +350,8 @@ async def _agent_loads(
     return {
         agent: AgentLoad(
             agent_id=agent,
-            availability=Availability.ON_CALL if agent in on_call else Availability.AVAILABLE,
+            availability=away.get(agent)
+            or (Availability.ON_CALL if agent in on_call else Availability.AVAILABLE),
             open_tickets=open_tickets.get(agent, 0),
             median_response=statistics.median(seconds[agent]) if agent in seconds else None,
         )

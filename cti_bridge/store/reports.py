@@ -19,7 +19,8 @@ async def ticket_histories(db: Database, since: float, until: float) -> list[Tic
     ticket and time order (through the ticket_events (ticket_id, at) index).
     """
     tickets = await db.fetchall(
-        "SELECT id, number, status, priority, category, queue, assignee, created_at FROM tickets"
+        "SELECT id, number, status, priority, category, queue, assignee, created_at,"
+        " json_extract(fields, '$.ivr_path') AS ivr_path FROM tickets"
         " WHERE created_at >= ? AND created_at < ? ORDER BY created_at, id",
         (since, until),
     )
@@ -57,6 +58,7 @@ def histories(tickets: Iterable[sqlite3.Row], event_rows: Iterable[sqlite3.Row])
             queue=t["queue"],
             assignee=t["assignee"],
             created_at=t["created_at"],
+            ivr_path=t["ivr_path"] if "ivr_path" in t.keys() else None,  # noqa: SIM118 (sqlite3.Row)
             events=tuple(events.get(t["id"], ())),
         )
         for t in tickets

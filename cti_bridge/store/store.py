@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -13,9 +13,9 @@ from typing import Any
 
 import aiosqlite
 
-from cti_bridge.calls.model import Call, CallKey
+from cti_bridge.calls.model import Call, CallKey, Direction, Transfer
 from cti_bridge.config.model import TicketRule
-from cti_bridge.store import attachments, dispatch, knowledge, notifications, reports
+from cti_bridge.store import attachments, call_flows, dispatch, knowledge, notifications, reports
 from cti_bridge.store.database import Database, Session
 from cti_bridge.store.search import SearchHit, search_tickets
 from cti_bridge.store.ticket_rows import (
@@ -27,7 +27,7 @@ from cti_bridge.store.ticket_rows import (
     ticket_of,
     to_json,
 )
-from cti_bridge.tickets.dispatch import CallbackReason, Dispatcher
+from cti_bridge.tickets.dispatch import Availability, CallbackReason, Dispatcher
 from cti_bridge.tickets.kpi import TicketHistory
 from cti_bridge.tickets.model import (
     CSAT_SCORES,
@@ -103,7 +103,10 @@ class OpenCall:
     pbx: str
     linkedid: str
     ticket_id: int
+    direction: str
+    started_at: float
     answered_at: float | None
+    agent_id: str | None
     recordings: tuple[str, ...]
 
 
@@ -240,8 +243,8 @@ class Store:
         async def write(tx: Session) -> Ticket:
             inserted = await tx.fetchone(
                 "INSERT INTO tickets (status, priority, category, rule, subject, description,"
-                " customer_id, caller_number, caller_name, did, queue, fields, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                " customer_id, caller_number, caller_name, did, queue, fields, assignee, created_at,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     str(new.status),
                     new.priority,
@@ -255,6 +258,7 @@ class Store:
                     new.did,
                     new.queue,
                     to_json(new.fields),
+                    new.assignee,
                     at,
                     at,
                 ),
@@ -362,14 +366,26 @@ class Store:
                         },
                     )
                 )
-            events.append(("call_answered", agent_id, {"call": str(call.key)}))
+            answered: dict[str, Any] = {"call": str(call.key)}
+            if call.transfers and call.transfers[-1].to_agent == agent_id:
+                answered["transferred_from"] = call.transfers[-1].from_agent
+            if call.direction is Direction.OUTBOUND:
+                answered["outbound"] = True
+            events.append(("call_answered", agent_id, answered))
             await _events(tx, row["ticket_id"], at, events)
             return ticket_of(ticket)
 
         return await self._db.transaction(write)
 
-    async def record_call_end(self, call: Call, at: float) -> None:
-        async def write(tx: Session) -> None:
+    async def record_call_end(self, call: Call, at: float) -> bool:
+        """Record how the call ended, once. An outbound call to a callback ticket's customer is
+        that ticket's callback made (answered or not).
+
+        Returns:
+            True if this end was recorded now; False if it was known already (or no such call).
+        """
+
+        async def write(tx: Session) -> bool:
             ended = await tx.fetchone(
                 "UPDATE calls SET ended_at = ?, answered_at = COALESCE(answered_at, ?),"
                 " agent_id = COALESCE(?, agent_id), queue = COALESCE(?, queue), rang_agents = ?,"
@@ -391,11 +407,13 @@ class Store:
                 ),
             )
             if ended is None:  # no such call, or its end is already recorded
-                return
+                return False
             await tx.execute(
                 "UPDATE tickets SET updated_at = MAX(updated_at, ?) WHERE id = ?",
                 (at, ended["ticket_id"]),
             )
+            if call.direction is Direction.OUTBOUND:
+                await call_flows.note_callback_made(tx, ended["ticket_id"], call, at)
             await _event(
                 tx,
                 ended["ticket_id"],
@@ -409,6 +427,8 @@ class Store:
                     "talk_seconds": call.talk_seconds,
                 },
             )
+
+            return True
 
         return await self._db.transaction(write)
 
@@ -464,7 +484,8 @@ class Store:
     async def open_calls(self, pbx: str) -> list[OpenCall]:
         """Calls of a PBX whose end we have not recorded (e.g. we were down when they ended)."""
         rows = await self._db.fetchall(
-            "SELECT c.id, c.pbx, c.linkedid, c.ticket_id, c.answered_at,"
+            "SELECT c.id, c.pbx, c.linkedid, c.ticket_id, c.direction, c.started_at, c.answered_at,"
+            " c.agent_id,"
             " (SELECT group_concat(pbx_path, char(10)) FROM recordings r WHERE r.call_id = c.id)"
             " AS recordings FROM calls c WHERE c.pbx = ? AND c.ended_at IS NULL",
             (pbx,),
@@ -475,7 +496,10 @@ class Store:
                 pbx=r["pbx"],
                 linkedid=r["linkedid"],
                 ticket_id=r["ticket_id"],
+                direction=r["direction"],
+                started_at=r["started_at"],
                 answered_at=r["answered_at"],
+                agent_id=r["agent_id"],
                 recordings=tuple(r["recordings"].split("\n")) if r["recordings"] else (),
             )
             for r in rows
@@ -822,6 +846,77 @@ class Store:
 
         return await self._db.transaction(write)
 
+    async def record_dialplan_fields(
+        self, call: Call, values: dict[str, str], *, workflow: Workflow, at: float
+    ) -> Ticket | None:
+        """Field values the dialplan reported for a call (IVR path, a mapped UserEvent) once its
+        ticket was open: written as workflow edits by actor `pbx`, never over what a person set,
+        and only the values the field schema accepts (the rest are dropped).
+
+        Returns:
+            The ticket if anything changed, else None.
+        """
+
+        async def write(tx: Session) -> Ticket | None:
+            row = await tx.fetchone(
+                "SELECT t.id, status, priority, assignee, waiting_on, fields,"
+                f" {', '.join(_FIELD_COLUMNS)} FROM calls c JOIN tickets t ON t.id = c.ticket_id"
+                " WHERE c.pbx = ? AND c.linkedid = ?",
+                (call.key.pbx, call.key.linkedid),
+            )
+            if row is None or row["status"] not in _OPEN:
+                return None
+            state = _workflow_state(row, workflow)
+            people = await _set_by_people(tx, row["id"])
+            wanted = {
+                name: value
+                for name, value in values.items()
+                if name not in people and str(state.fields.get(name, "")) != value
+            }
+            accepted = workflow.schema.accepted(wanted)
+            if not accepted:
+                return None
+            command = UpdateFields(values=accepted, reason="reported by the dialplan")
+            transition = workflow.apply(state, command, actor=_PBX_ACTOR, at=at)
+            await _write_transition(tx, row["id"], transition, at)
+            ticket = await tx.fetchone(f"SELECT {TICKET_COLUMNS} FROM tickets WHERE id = ?", (row["id"],))
+            assert ticket is not None
+            return ticket_of(ticket)
+
+        return await self._db.transaction(write)
+
+    # -- call flows (cti_bridge.store.call_flows) --------------------------------
+
+    async def open_ticket_by_number(self, number: str) -> Ticket | None:
+        return await call_flows.open_ticket_by_number(self._db, number)
+
+    async def open_callback_ticket(self, customer_id: int | None, phone: str | None) -> Ticket | None:
+        return await call_flows.open_callback_ticket(self._db, customer_id, phone)
+
+    async def record_transfer(self, call: Call, transfer: Transfer) -> Ticket | None:
+        return await call_flows.record_transfer(self._db, call, transfer)
+
+    async def hand_over(self, call: Call, agent_id: str, at: float) -> tuple[Ticket, str] | None:
+        """A transferred call's ticket goes to the agent who took the caller, if it was the
+        transferring agent's (who gets a notification). (ticket, the agent it left) or None."""
+
+        async def write(tx: Session) -> tuple[Ticket, str] | None:
+            found = await tx.fetchone(
+                f"SELECT {_prefixed('t')} FROM calls c JOIN tickets t ON t.id = c.ticket_id"
+                " WHERE c.pbx = ? AND c.linkedid = ?",
+                (call.key.pbx, call.key.linkedid),
+            )
+            if found is None:
+                return None
+            left = await call_flows.hand_over(tx, found["id"], found["number"], call, agent_id, at)
+            if left is None:
+                return None
+            row = await tx.fetchone(f"SELECT {TICKET_COLUMNS} FROM tickets WHERE id = ?", (found["id"],))
+            assert row is not None
+            return ticket_of(row), left
+
+        return await self._db.transaction(write)
+
     async def search(self, query: str, *, region: str | None = None, limit: int = 20) -> list[SearchHit]:
         """Tickets by number, phone, customer or text: see cti_bridge.store.search.search_tickets."""
         return await search_tickets(self._db, query, region=region, limit=limit)
@@ -829,7 +924,8 @@ class Store:
     async def ticket_detail(self, number: str) -> dict[str, Any] | None:
         """A ticket with its customer, calls, recordings, transcripts and history."""
         row = await self._db.fetchone(
-            f"SELECT {TICKET_COLUMNS}, fields, waiting_on, callback_reason FROM tickets WHERE number = ?",
+            f"SELECT {TICKET_COLUMNS}, fields, waiting_on, callback_reason, callback_made_at FROM tickets"
+            " WHERE number = ?",
             (number,),
         )
         if row is None:
@@ -843,7 +939,8 @@ class Store:
             for r in await self._db.fetchall(
                 "SELECT pbx, linkedid, direction, caller_number, caller_name, did, queue, agent_id,"
                 " rang_agents, started_at, answered_at, ended_at, ring_seconds, talk_seconds,"
-                " hangup_cause, hangup_cause_text, outcome, callback_at FROM calls WHERE ticket_id = ?"
+                " hangup_cause, hangup_cause_text, outcome, callback_at, transfers, placed_by FROM calls"
+                " WHERE ticket_id = ?"
                 " ORDER BY id",
                 (ticket_id,),
             )
@@ -922,10 +1019,18 @@ class Store:
         at: float,
         response_since: float,
         on_call: Collection[str] = (),
+        away: Mapping[str, Availability] | None = None,
     ) -> dispatch.CallbackDispatch | None:
         """Dispatch the callback of a call once: see cti_bridge.store.dispatch.assign_callback."""
         return await dispatch.assign_callback(
-            self._db, call, reason, dispatcher, at=at, response_since=response_since, on_call=on_call
+            self._db,
+            call,
+            reason,
+            dispatcher,
+            at=at,
+            response_since=response_since,
+            on_call=on_call,
+            away=away,
         )
 
     async def queued_callbacks(self, limit: int = 200) -> list[dispatch.QueuedCallback]:
@@ -933,11 +1038,17 @@ class Store:
         return await dispatch.queued_callbacks(self._db, limit)
 
     async def offer_callback_again(
-        self, ticket_id: int, dispatcher: Dispatcher, *, at: float, response_since: float
+        self,
+        ticket_id: int,
+        dispatcher: Dispatcher,
+        *,
+        at: float,
+        response_since: float,
+        away: Mapping[str, Availability] | None = None,
     ) -> dispatch.CallbackDispatch | None:
         """See cti_bridge.store.dispatch.offer_again."""
         return await dispatch.offer_again(
-            self._db, ticket_id, dispatcher, at=at, response_since=response_since
+            self._db, ticket_id, dispatcher, at=at, response_since=response_since, away=away
         )
 
     async def calls_awaiting_callback(self, since: float) -> list[tuple[CallKey, CallbackReason]]:
@@ -1003,7 +1114,8 @@ def _caller_filter(customer_id: int | None, phone: str | None) -> tuple[str | No
 async def _insert_call(tx: Session, ticket_id: int, call: Call, caller: str | None) -> None:
     await tx.execute(
         "INSERT INTO calls (pbx, linkedid, ticket_id, direction, caller_number, caller_name, did,"
-        " queue, agent_id, rang_agents, started_at, answered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " queue, agent_id, rang_agents, started_at, answered_at, placed_by)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             call.key.pbx,
             call.key.linkedid,
@@ -1017,6 +1129,7 @@ async def _insert_call(tx: Session, ticket_id: int, call: Call, caller: str | No
             ",".join(call.rang_agents),
             call.started_at,
             call.answered_at,
+            call.placed_by,
         ),
     )
 
@@ -1121,7 +1234,8 @@ _MENTION_BODY = 280  # characters of the comment quoted in a mention's notificat
 
 # Actors that are the product itself, not a person: what they set, rules may set again.
 _RULES_ACTOR = "rules"
-_MACHINE_ACTORS = ("system", _RULES_ACTOR, "sla", "dispatch")
+_PBX_ACTOR = "pbx"  # values the dialplan reported
+_MACHINE_ACTORS = ("system", _RULES_ACTOR, "sla", "dispatch", _PBX_ACTOR)
 
 
 async def _set_by_people(tx: Session, ticket_id: int) -> frozenset[str]:

@@ -70,6 +70,8 @@ STANDARD_FIELDS = (
     _standard("urgency", FieldType.PRIORITY, "紧急程度", "Urgency"),
     _standard("product_model", FieldType.TEXT, "产品型号", "Product model", 100),
     _standard("order_number", FieldType.TEXT, "订单号", "Order number", 64),
+    # What the caller chose in the IVR, e.g. "main: 2 > billing: 1" (set from the call).
+    _standard("ivr_path", FieldType.TEXT, "IVR 选择", "IVR choices", 500),
     _standard("resolution", FieldType.LONG_TEXT, "解决方案", "Resolution", 20_000),
 )
 STANDARD_FIELD_NAMES = frozenset(spec.name for spec in STANDARD_FIELDS)
@@ -176,6 +178,22 @@ class FieldSchema:
                 problems[name] = str(exc)
         if problems:
             raise FieldValidationError(problems)
+        return typed
+
+    def accepted(self, values: Mapping[str, object]) -> dict[str, FieldValue]:
+        """The values that `validate` would take, typed; unknown, blank or invalid ones dropped.
+
+        For values no person typed (the dialplan's, say), where one bad value must not lose
+        the others.
+        """
+        typed: dict[str, FieldValue] = {}
+        for name, raw in values.items():
+            try:
+                value = self.validate({name: raw}).get(name)
+            except FieldValidationError:
+                continue
+            if value is not None:
+                typed[name] = value
         return typed
 
     def _convert(self, spec: FieldSpec, raw: object) -> FieldValue:

@@ -9,7 +9,13 @@ Definitions (all wall-clock except SLA attainment, which uses each target's own 
   customer, `resolved`. Internal notes, assignments and field edits are not a response.
 - Resolution time: creation to the *first* `resolved` (a reopened ticket keeps its first one).
 - First-contact resolution (FCR): a resolved ticket with exactly one call, answered by an
-  agent, that was never reopened; the rate is over the tickets resolved so far.
+  agent, never transferred and never reopened; the rate is over the tickets resolved so far.
+- Transfers: `transferred` events; the rate is tickets with at least one over all tickets.
+- Callbacks: tickets that became callback tickets (`callback_requested`); made: those an agent
+  called back (`callback_made`, answered or not); time to callback: from the missed call to
+  the first callback attempt (its `after_seconds`); answered: first attempts the customer took.
+- Calls by outcome: every call's end (`call_ended`), e.g. answered, abandoned, no_answer
+  (outbound), interrupted (cut by a PBX crash), counted by call, not by ticket.
 - Reopen rate: resolved tickets reopened at least once, over the tickets resolved so far.
 - CSAT: `csat` events' `data.score` (1-5); a ticket scored twice counts its last score.
   Satisfied = score >= 4.
@@ -76,6 +82,7 @@ class TicketHistory:
     assignee: str | None
     created_at: float
     events: tuple[HistoryEntry, ...]
+    ivr_path: str | None = None  # the caller's way through the IVR (the ivr_path field)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +176,14 @@ class AgentFigures:
     csat_mean: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class CallbackFigures:
+    requested: int  # tickets that became callback tickets
+    made: Rate  # called back at least once, over requested
+    answered: Rate  # first callback attempts the customer answered, over made
+    time_to_callback: DurationStats  # missed call -> first attempt
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KpiReport:
     period: Period
@@ -190,6 +205,13 @@ class KpiReport:
     sla_first_response: SlaAttainment
     sla_resolution: SlaAttainment
     time_in_state: Mapping[str, StateTime]
+    transfers: int = 0
+    transferred: Rate = Rate(0, 0)
+    callbacks: CallbackFigures = CallbackFigures(
+        0, Rate(0, 0), Rate(0, 0), DurationStats(0, None, None, None)
+    )
+    calls_by_outcome: Mapping[str, int] = field(default_factory=dict)
+    by_ivr_path: Mapping[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values: seconds for durations, fractions for rates, ISO instants."""
@@ -209,6 +231,15 @@ class KpiReport:
                 "by_category_group": dict(self.by_category_group),
                 "by_queue": dict(self.by_queue),
                 "by_priority": dict(self.by_priority),
+                "by_ivr_path": dict(self.by_ivr_path),
+                "calls_by_outcome": dict(self.calls_by_outcome),
+            },
+            "transfers": {"count": self.transfers, "tickets": _rate_dict(self.transferred)},
+            "callbacks": {
+                "requested": self.callbacks.requested,
+                "made": _rate_dict(self.callbacks.made),
+                "answered": _rate_dict(self.callbacks.answered),
+                "time_to_callback_seconds": _stats_dict(self.callbacks.time_to_callback),
             },
             "agents": {
                 agent: {
@@ -302,6 +333,16 @@ def compute_kpis(
             status: StateTime(len(hours), sum(hours) / len(hours), sum(hours))
             for status, hours in sorted(state_hours.items(), key=lambda item: _STATUS_ORDER[item[0]])
         },
+        transfers=sum(f.transfers for f in facts),
+        transferred=Rate(sum(1 for f in facts if f.transfers), len(facts)),
+        callbacks=CallbackFigures(
+            requested=len(requested := [f for f in facts if f.callback_requested]),
+            made=Rate(len(made := [f for f in requested if f.callback_after is not None]), len(requested)),
+            answered=Rate(sum(1 for f in made if f.callback_answered), len(made)),
+            time_to_callback=DurationStats.of(f.callback_after for f in made if f.callback_after is not None),
+        ),
+        calls_by_outcome=_count(outcome for f in facts for outcome in f.call_outcomes),
+        by_ivr_path=_count(f.ivr_path for f in facts if f.ivr_path),
     )
 
 
@@ -324,6 +365,12 @@ class _Facts:
     sla_first_response: TargetStatus | None
     sla_resolution: TargetStatus | None
     time_in_state: Mapping[str, float]
+    transfers: int = 0
+    callback_requested: bool = False
+    callback_after: float | None = None  # seconds from the missed call to the first attempt
+    callback_answered: bool = False
+    call_outcomes: tuple[str, ...] = ()
+    ivr_path: str | None = None
 
 
 def _facts(ticket: TicketHistory, policy: SlaPolicy, as_of: float) -> _Facts:
@@ -342,6 +389,9 @@ def _facts(ticket: TicketHistory, policy: SlaPolicy, as_of: float) -> _Facts:
     scores = [e.data.get("score") for e in events if e.kind == "csat"]
     valid = [int(s) for s in scores if isinstance(s, int | float) and 1 <= s <= 5]
     current = changes[-1].status if changes else ticket.status
+    transfers = sum(1 for e in events if e.kind == "transferred")
+    first_callback = next((e for e in events if e.kind == "callback_made"), None)
+    after = first_callback.data.get("after_seconds") if first_callback else None
     return _Facts(
         created_at=ticket.created_at,
         category=ticket.category,
@@ -352,11 +402,18 @@ def _facts(ticket: TicketHistory, policy: SlaPolicy, as_of: float) -> _Facts:
         first_response=first_response,
         resolved_at=resolved_at,
         reopened=reopened,
-        first_contact=resolved_at is not None and calls == 1 and answered and not reopened,
+        # A transferred call was not resolved by the agent who first took it.
+        first_contact=resolved_at is not None and calls == 1 and answered and not reopened and not transfers,
         csat=valid[-1] if valid else None,
         sla_first_response=sla.first_response,
         sla_resolution=sla.resolution,
         time_in_state=_time_in_state(changes, as_of),
+        transfers=transfers,
+        callback_requested=any(e.kind == "callback_requested" for e in events),
+        callback_after=float(after) if isinstance(after, int | float) else None,
+        callback_answered=bool(first_callback and first_callback.data.get("answered")),
+        call_outcomes=tuple(str(e.data.get("outcome")) for e in events if e.kind == "call_ended"),
+        ivr_path=ticket.ivr_path,
     )
 
 

@@ -77,8 +77,9 @@ class NewTicket:
     caller_name: str | None
     did: str | None
     queue: str | None
-    fields: dict[str, str] = field(default_factory=dict)  # extracted by rules: field name -> value
+    fields: dict[str, object] = field(default_factory=dict)  # rules, dialplan: field name -> value
     rule_reason: str | None = None  # why the rules named in `rule` fired, in words
+    assignee: str | None = None  # an outbound call's ticket is the calling agent's from the start
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from cti_bridge.calls.model import Call
+from cti_bridge.calls.model import Call, Direction
 from cti_bridge.config.model import TicketConfig
 from cti_bridge.tickets.model import Customer, NewTicket, TicketStatus, most_urgent
 from cti_bridge.tickets.rules import CallFacts, decide
@@ -28,26 +28,43 @@ def prefill(
         priority = most_urgent(priority, config.vip_priority)
     who = (customer.name if customer else None) or call.caller_name or caller_e164
     who = who or call.caller_number or "unknown caller"
+    outbound = call.direction is Direction.OUTBOUND
+    fields = dict(call.reported_fields)
+    if call.ivr_choices:
+        fields["ivr_path"] = ivr_path(call.ivr_choices)
+    fields.update({name: found.value for name, found in decision.fields.items()})
     return NewTicket(
-        status=TicketStatus.NEW,
+        status=TicketStatus.ASSIGNED if outbound and call.placed_by else TicketStatus.NEW,
         priority=priority,
         category=category,
         rule=decision.rule,
         rule_reason=decision.reason,
-        subject=f"Phone call from {who}",
+        subject=f"Outbound call to {who}" if outbound else f"Phone call from {who}",
         description=_description(call, caller_e164, customer),
         customer_id=customer.id if customer else None,
         caller_number=caller_e164 or call.caller_number,
         caller_name=call.caller_name,
         did=call.did,
         queue=call.queue,
-        fields={name: found.value for name, found in decision.fields.items()},
+        fields=fields,
+        assignee=call.placed_by if outbound else None,
     )
+
+
+def ivr_path(choices: tuple[tuple[str, str], ...]) -> str:
+    """The caller's way through the IVR as one searchable text: `main: 2 > billing: 1`."""
+    return " > ".join(f"{menu}: {choice}" for menu, choice in choices)
 
 
 def _description(call: Call, caller_e164: str | None, customer: Customer | None) -> str:
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(call.started_at))
-    parts = [f"Inbound call at {when} from {caller_e164 or call.caller_number or 'an unknown number'}"]
+    number = caller_e164 or call.caller_number or "an unknown number"
+    if call.direction is Direction.OUTBOUND:
+        parts = [f"Outbound call at {when} to {number}"]
+        if call.placed_by:
+            parts.append(f"by {call.placed_by}")
+    else:
+        parts = [f"Inbound call at {when} from {number}"]
     if call.did:
         parts.append(f"to {call.did}")
     if call.queue:

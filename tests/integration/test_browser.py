@@ -93,6 +93,7 @@ def web_config(asterisk: AsteriskSandbox, broker: Mosquitto, db: Path, prefix: s
                 {"id": "agent1", "name": "Agent One", "interfaces": ["Local/agent1@agents"], "team": "desk"},
                 {"id": "agent2", "name": "Agent Two", "interfaces": ["Local/agent2@agents"], "team": "desk"},
                 {"id": "agent3", "name": "Agent Three", "interfaces": ["Local/agent3@agents"], "team": "vip"},
+                {"id": "agent9", "name": "Agent Nine", "interfaces": ["Local/agent9@agents"], "team": "desk"},
             ],
             "teams": [{"name": "desk", "supervisor": "sue"}, {"name": "vip", "supervisor": "sue"}],
             "phone": {"default_region": "US"},
@@ -129,7 +130,12 @@ async def web(
         await asyncio.wait_for(daemon.ami[0].connected.wait(), 10)
         assert daemon.store is not None and daemon.web_url is not None
         secret = await hash_password(PASSWORD)
-        for user_id, role in (("agent1", "agent"), ("agent3", "agent"), ("sue", "supervisor")):
+        for user_id, role in (
+            ("agent1", "agent"),
+            ("agent3", "agent"),
+            ("agent9", "agent"),
+            ("sue", "supervisor"),
+        ):
             await users.add_user(
                 daemon.store.database,
                 user_id,
@@ -192,6 +198,25 @@ async def test_wrong_password_is_refused_on_the_login_page(browser: Browser, web
     cookies = await context.cookies()
     assert not [c for c in cookies if c["name"] == "cti_session"]
     await context.close()
+
+
+async def test_a_ringing_pop_is_withdrawn_when_the_caller_hangs_up(
+    browser: Browser, web: WebBridge, ami_driver: AmiDriver
+) -> None:
+    page = await signed_in(browser, web, "agent9")
+    number = caller()
+    # [from-pstn] 4003 queues for agent9, whose phone rings; the caller gives up after 3 s.
+    await ami_driver.originate("4003", number, "Gives Up", caller_exten="hangup-after-3")
+    pop = page.locator("[data-testid=screenpop]")
+    await expect(pop).to_be_visible(timeout=10_000)
+    await expect(pop).to_have_attribute("data-event", "ringing")
+    await expect(pop).to_be_hidden(timeout=15_000)
+    # Still findable among the recent pops, and the screen reader was told why.
+    await expect(page.locator(".recent-pop").first).to_contain_text(number[-4:])
+    await expect(page.locator("#announce")).to_contain_text("hung up")
+    await page.screenshot(path=screenshot_path("agent-pop-withdrawn"))
+    no_page_errors(page)
+    await page.context.close()
 
 
 async def test_agent_gets_the_pop_plays_the_recording_and_closes_the_ticket(

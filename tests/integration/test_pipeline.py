@@ -252,8 +252,9 @@ async def test_abandoned_in_queue(bridge, ami_driver):
         "callback_requested",
         "assigned",
     ]
-    events = [(a, b["event"]) for a, b, _ in bridge.inbox.pops_for(number)]
-    assert events == [("agent9", "ringing")]
+    events = [(a, b["event"], b["reason"]) for a, b, _ in bridge.inbox.pops_for(number)]
+    # The caller hung up while agent9's phone rang: the pop is withdrawn from their desk.
+    assert events == [("agent9", "ringing", None), ("agent9", "cancelled", "caller_hung_up")]
 
 
 async def test_repeat_caller_joins_the_open_ticket(bridge, ami_driver):

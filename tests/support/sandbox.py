@@ -529,23 +529,50 @@ class AmiDriver:
         Raises:
             SandboxError: Asterisk refused the Originate.
         """
-        await self.wait_logged_in()
         name = caller_name.replace('"', "")
-        action = _FirstResponseAction(
+        await self._originate(
+            f"Local/{caller_exten}@callers", "from-pstn", did, f'"{name}" <{caller_number}>'
+        )
+
+    async def send_first(self, action: Mapping[str, str], timeout: float = 10.0) -> Any:
+        """Send an action and return its first response only.
+
+        panoramisk 1.4 takes some one-line answers for the start of a list and waits for an end
+        that never comes: QueueAdd's "Added interface to queue", for one.
+        """
+        await self.wait_logged_in(timeout)
+        first = _FirstResponseAction(dict(action))
+        self._manager.send_action(first)
+        return await asyncio.wait_for(first.accepted, timeout)
+
+    async def originate_from_agent(self, device: str, number: str, agent_name: str = "Agent") -> None:
+        """An agent's phone calls out: ring ``device`` (e.g. ``Local/agent1@phones``, which picks up
+        and talks), then run [from-internal] ``9<number>``, which dials [pstn-out] (numbers
+        1415556XXXX are busy, the others answer). Returns once Asterisk accepted it.
+
+        Raises:
+            SandboxError: Asterisk refused the Originate.
+        """
+        extension = device.split("/")[-1].split("@")[0]
+        await self._originate(
+            device, "from-internal", f"9{number.lstrip('+')}", f'"{agent_name}" <{extension}>'
+        )
+
+    async def _originate(self, channel: str, context: str, exten: str, caller_id: str) -> None:
+        await self.wait_logged_in()
+        response = await self.send_first(
             {
                 "Action": "Originate",
-                "Channel": f"Local/{caller_exten}@callers",
-                "Context": "from-pstn",
-                "Exten": did,
+                "Channel": channel,
+                "Context": context,
+                "Exten": exten,
                 "Priority": "1",
-                "CallerID": f'"{name}" <{caller_number}>',
+                "CallerID": caller_id,
                 "Async": "true",
             }
         )
-        self._manager.send_action(action)
-        response = await asyncio.wait_for(action.accepted, 10)
         if response.get("Response") != "Success":
-            raise SandboxError(f"Originate to {did} refused: {dict(response)}")
+            raise SandboxError(f"Originate of {channel} to {exten}@{context} refused: {dict(response)}")
 
     async def hangup_all(self) -> None:
         """Hang up every channel on the PBX (a Hangup action with a /regex/ channel)."""

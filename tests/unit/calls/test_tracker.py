@@ -13,6 +13,7 @@ from cti_bridge.calls.model import (
     Direction,
     Outcome,
     RecordingAnnounced,
+    RingEnd,
 )
 from cti_bridge.calls.tracker import CallTracker, PbxRouting
 from tests.support.ami_replay import messages_of_capture
@@ -158,7 +159,7 @@ def test_abandoned_in_queue():
         )
     )
     out += t.handle(hangup("1.1", "1.1", "PJSIP/trunk-00000001", 9.1))
-    assert kinds(out) == ["CallQualified", "AgentRang:agent9", "CallEnded"]
+    assert kinds(out) == ["CallQualified", "AgentRang:agent9", "AgentRingStopped:agent9", "CallEnded"]
     call = out[-1].call
     assert call.outcome is Outcome.ABANDONED and call.queue == "sales"
     assert call.ring_seconds == 8.1 and call.talk_seconds is None
@@ -189,7 +190,8 @@ def test_missed_when_agents_rang_and_nobody_answered():
         )
     )
     out += t.handle(hangup("1.1", "1.1", "PJSIP/trunk-00000001", 6.0))
-    assert kinds(out) == ["CallQualified", "AgentRang:agent1", "CallEnded"]
+    assert kinds(out) == ["CallQualified", "AgentRang:agent1", "AgentRingStopped:agent1", "CallEnded"]
+    assert out[2].why is RingEnd.NO_ANSWER
     assert out[-1].call.outcome is Outcome.MISSED
 
 

@@ -202,3 +202,69 @@ def test_empty_period_and_json():
     data = report.to_dict()
     assert data["tickets"] == 0 and data["first_response_seconds"]["p50"] is None
     assert data["sla"]["resolution"]["rate"] is None and data["csat"]["mean"] is None
+
+
+# -- call flows (issue #11) ------------------------------------------------------------
+
+# E: answered by alice, blind-transferred to carol who resolved it on that one call: not an FCR
+# of the first agent. F: abandoned, called back by bob 600 s after the missed call (answered),
+# then a second attempt; the outage of a PBX crash cut F's second call (interrupted).
+E = ticket(
+    5,
+    100,
+    [
+        event(100, "created", call="main/6", priority="P3"),
+        event(110, "call_answered", "alice", call="main/6"),
+        HistoryEntry(
+            at=T0 + 200,
+            kind="transferred",
+            actor="alice",
+            data=MappingProxyType({"kind": "blind", "from": "alice", "queue": "escalation"}),
+        ),
+        event(220, "assigned", to="carol", from_status="assigned", to_status="assigned"),
+        event(220, "call_answered", "carol", call="main/6", transferred_from="alice"),
+        event(500, "call_ended", outcome="answered"),
+        event(900, "resolved", "carol", S.ASSIGNED, S.RESOLVED),
+    ],
+    status=S.RESOLVED,
+    category=None,
+    queue="escalation",
+    assignee="carol",
+)
+F = ticket(
+    6,
+    300,
+    [
+        event(300, "created", call="main/7", priority="P3"),
+        event(320, "call_ended", outcome="abandoned"),
+        event(320, "callback_requested", "dispatch", callback="abandoned"),
+        event(920, "call_attached", call="main/8"),
+        event(930, "call_ended", outcome="answered"),
+        event(930, "callback_made", "bob", answered=True, after_seconds=600.0, outcome="answered"),
+        event(2000, "call_attached", call="main/9"),
+        event(2100, "call_ended", outcome="interrupted"),
+        event(2100, "callback_made", "bob", answered=False, after_seconds=1680.0, outcome="interrupted"),
+    ],
+    status=S.ASSIGNED,
+    category=None,
+    queue="sales",
+    assignee="bob",
+)
+
+
+def test_a_transferred_call_is_not_a_first_contact_resolution():
+    flows = compute_kpis([A, E], period=Period(T0, T0 + 86_400), policy=POLICY, as_of=AS_OF)
+    # A is an FCR; E was resolved on its only call, but by the agent it was transferred to.
+    assert (flows.first_contact_resolution.hits, flows.first_contact_resolution.total) == (1, 2)
+    assert flows.transfers == 1 and (flows.transferred.hits, flows.transferred.total) == (1, 2)
+
+
+def test_callbacks_and_call_outcomes():
+    flows = compute_kpis([A, E, F], period=Period(T0, T0 + 86_400), policy=POLICY, as_of=AS_OF)
+    callbacks = flows.callbacks
+    assert callbacks.requested == 1
+    assert (callbacks.made.hits, callbacks.made.total) == (1, 1)
+    assert (callbacks.answered.hits, callbacks.answered.total) == (1, 1)  # the first attempt's
+    assert callbacks.time_to_callback.p50 == 600.0  # the first attempt, not the second
+    assert flows.calls_by_outcome == {"answered": 3, "abandoned": 1, "interrupted": 1}
+    assert flows.to_dict()["callbacks"]["time_to_callback_seconds"]["mean"] == 600.0

@@ -104,6 +104,7 @@ function readPop(payload) {
   const history = payload.history || {};
   return {
     event: payload.event || "ringing",
+    reason: payload.reason || null,
     at: payload.event_at || payload.sent_at || new Date().toISOString(),
     callId: call.linkedid ? `${call.pbx}/${call.linkedid}` : `${Date.now()}`,
     caller: { number: caller.number || caller.caller_number || null, name: caller.name || caller.caller_name || null },
@@ -118,6 +119,10 @@ function readPop(payload) {
 
 function onScreenPop(message) {
   const pop = readPop(message.payload || message);
+  if (pop.event === "cancelled") {
+    withdrawPop(pop);
+    return;
+  }
   // A call rings, then is answered: one entry per call, showing its latest state.
   pops = [pop, ...pops.filter((p) => p.callId !== pop.callId)].slice(0, RECENT_POPS);
   popShown = true;
@@ -125,6 +130,20 @@ function onScreenPop(message) {
   announce.textContent = t("pop.arrived", { caller: pop.caller.number || t("pop.unknownCaller") });
   document.title = `☎ ${pop.caller.number || ""} · cti-bridge`;
   reloadSoon(); // the call may have made a ticket
+}
+
+/** The phone stopped ringing without this agent, or the caller was transferred away: the pop
+ * leaves the desk (it stays in the recent list, marked withdrawn). */
+function withdrawPop(pop) {
+  const shown = pops.find((p) => p.callId === pop.callId);
+  // An answered call stays on the desk unless it left this agent by a transfer.
+  if (!shown || (shown.event === "answered" && pop.reason !== "transferred")) return;
+  pops = pops.map((p) => (p.callId === pop.callId ? { ...p, event: "cancelled", reason: pop.reason } : p));
+  if (pops[0].callId === pop.callId) popShown = false;
+  drawPops();
+  const reason = pop.reason ? t(`pop.reason.${pop.reason}`) : "";
+  announce.textContent = t("pop.withdrawn", { caller: pop.caller.number || t("pop.unknownCaller"), reason });
+  document.title = "cti-bridge";
 }
 
 function drawPops(fresh = false) {
