@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cti_bridge.calls.model import Call
 from cti_bridge.screenpop.outputs import OutboundMessage
+from cti_bridge.tickets.crm import CallerCrm, CrmLookup, CrmStatus
 from cti_bridge.tickets.dispatch import CallbackReason
 from cti_bridge.tickets.model import CallerHistory, Customer, Ticket, TicketSummary
 
@@ -128,11 +129,56 @@ class CallInfo(_Payload):
         )
 
 
+class CrmOrderInfo(_Payload):
+    id: str | None
+    date: str | None = Field(description="As the CRM wrote it.")
+    total: str | None = Field(description="As the CRM wrote it (amount, maybe with a currency).")
+    status: str | None
+    summary: str | None = Field(description="What was bought.")
+
+
+class CrmInfo(_Payload):
+    """What the site's CRM returned for the caller (the fields `crm.fields` maps; others null)."""
+
+    name: str | None
+    company: str | None
+    email: str | None
+    tier: str | None
+    vip: bool | None = Field(description="null: the CRM did not say.")
+    external_id: str | None = Field(description="The caller's id in the CRM.")
+    notes: str | None
+    orders: list[CrmOrderInfo] = Field(description="Recent orders, as many as `crm.fields.orders.limit`.")
+    fetched_at: str = Field(description="When the CRM answered (a cached answer keeps its time).")
+
+    @classmethod
+    def of(cls, lookup: CrmLookup | None) -> CrmInfo | None:
+        profile = lookup.profile if lookup is not None else None
+        if lookup is None or profile is None:
+            return None
+        return cls(
+            name=profile.name,
+            company=profile.company,
+            email=profile.email,
+            tier=profile.tier,
+            vip=profile.vip,
+            external_id=profile.external_id,
+            notes=profile.notes,
+            orders=[
+                CrmOrderInfo(id=o.id, date=o.date, total=o.total, status=o.status, summary=o.summary)
+                for o in profile.orders
+            ],
+            fetched_at=iso(lookup.fetched_at) or "",
+        )
+
+
 class ScreenPop(_Payload):
-    """Sent to one agent when their phone rings for a call, and again when they answer."""
+    """Sent to one agent when their phone rings for a call, again when they answer, and once more
+    (`enriched`) when the CRM's answer comes after the pop went out without it."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
-    event: Literal["ringing", "answered"]
+    event: Literal["ringing", "answered", "enriched"] = Field(
+        description="enriched: the same call's pop again, now with the CRM's answer (`crm_status`)."
+    )
     agent_id: str
     event_at: str = Field(description="When the PBX reported the ring/answer.")
     sent_at: str = Field(description="When cti-bridge published this message.")
@@ -142,10 +188,17 @@ class ScreenPop(_Payload):
     customer: CustomerInfo | None = Field(description="None when the number is not a customer.")
     open_tickets: list[TicketRef] = Field(description="The caller's open tickets, newest first.")
     recent_tickets: list[TicketRef] = Field(description="The caller's last N tickets.")
+    crm_status: CrmStatus = Field(
+        CrmStatus.OFF,
+        description="off: no CRM lookup (none configured, or no number); pending: asked, an `enriched` "
+        "pop follows; found / not_found: the CRM's answer; unavailable: the CRM failed or timed out.",
+    )
+    crm: CrmInfo | None = Field(None, description="What the CRM returned, when crm_status is found.")
 
 
 class TicketNotice(_Payload):
-    """Something happened to a ticket: created, call attached/answered/ended, recording, transcript, csat."""
+    """Something happened to a ticket: created, call attached/answered/ended, recording, transcript,
+    csat, caller_enriched (the CRM's answer: `data.crm_status`, `data.crm` as in a ScreenPop)."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
     event: str
@@ -186,7 +239,9 @@ def screen_pop(
     created: bool,
     event_at: float,
     now: float,
+    crm: CallerCrm | None = None,
 ) -> ScreenPop:
+    """`crm`: the call's CRM lookup as it stands; None: no lookup (no CRM configured)."""
     return ScreenPop(
         event=event,
         agent_id=agent_id,
@@ -198,6 +253,8 @@ def screen_pop(
         customer=CustomerInfo.of(history.customer) if history.customer else None,
         open_tickets=[TicketRef.of(t) for t in history.open_tickets],
         recent_tickets=[TicketRef.of(t) for t in history.recent_tickets],
+        crm_status=crm.status if crm is not None else CrmStatus.OFF,
+        crm=CrmInfo.of(crm.lookup) if crm is not None else None,
     )
 
 
