@@ -25,6 +25,7 @@ from cti_bridge.screenpop.payload import CrmInfo, screen_pop, ticket_message
 from cti_bridge.store import Store
 from cti_bridge.store import crm as crm_answers
 from cti_bridge.tickets.crm import CallerCrm, CrmLookup, CrmNaming, CrmStatus, crm_naming
+from cti_bridge.tickets.model import TicketSummary
 from cti_bridge.tickets.service import TicketForCall
 
 log = structlog.get_logger(__name__)
@@ -185,7 +186,21 @@ class CallerRecognition:
 
 
 def _named(opened: TicketForCall, naming: CrmNaming | None) -> TicketForCall:
+    """The call's ticket as the CRM named it, also where the caller's history lists it."""
     ticket = opened.ticket
     if naming is None or ticket.subject != naming.replaces_subject:
         return opened
-    return replace(opened, ticket=replace(ticket, caller_name=naming.caller_name, subject=naming.subject))
+
+    def renamed(entries: tuple[TicketSummary, ...]) -> tuple[TicketSummary, ...]:
+        return tuple(replace(e, subject=naming.subject) if e.id == ticket.id else e for e in entries)
+
+    history = opened.history
+    return replace(
+        opened,
+        ticket=replace(ticket, caller_name=naming.caller_name, subject=naming.subject),
+        history=replace(
+            history,
+            open_tickets=renamed(history.open_tickets),
+            recent_tickets=renamed(history.recent_tickets),
+        ),
+    )

@@ -171,6 +171,7 @@ async def test_the_pop_goes_out_at_once_and_the_answer_follows_as_an_enriched_po
         enriched["ticket"]["subject"] == "Phone call from 王芳"
         and enriched["ticket"]["caller_name"] == "王芳"
     )
+    assert [t["subject"] for t in enriched["open_tickets"]] == ["Phone call from 王芳"]  # this very ticket
     [notice] = rig.published.notices("caller_enriched")
     assert notice["ticket"]["number"] == ringing["ticket"]["number"]
     assert notice["data"]["crm_status"] == "found" and notice["data"]["renamed"] is True
