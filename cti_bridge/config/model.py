@@ -939,7 +939,7 @@ def _parse_json_path(value: object) -> object:
     if isinstance(value, tuple):
         return value
     if isinstance(value, bool):  # `id: no` in YAML is false, not the key "no"
-        raise ValueError("YAML read this as true/false: quote the key, e.g. \"no\" or \"on\"")
+        raise ValueError('YAML read this as true/false: quote the key, e.g. "no" or "on"')
     if isinstance(value, int):
         return (str(value),)
     if not isinstance(value, str):

@@ -336,9 +336,7 @@ async def test_beyond_max_waiting_a_call_is_not_looked_up(server, logs):
     async with service(server, max_concurrent=1, max_waiting=2) as crm:
         results = await asyncio.gather(*(crm.lookup(number(n)) for n in range(3)))
     assert [r is None for r in results] == [False, False, True] and crm.stats.refused_busy == 1
-    assert [line["caller"] for line in logs() if line["event"] == "crm.too_many_waiting"] == [
-        "+141*****002"
-    ]
+    assert [line["caller"] for line in logs() if line["event"] == "crm.too_many_waiting"] == ["+141*****002"]
 
 
 async def test_stopping_cancels_the_requests_in_flight_at_once(server):
