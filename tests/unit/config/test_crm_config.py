@@ -222,3 +222,23 @@ def test_fields_must_read_something():
         crm(fields={})
     with pytest.raises(ValueError, match="at least one of id, date"):
         crm(fields={"orders": {"path": "orders"}})
+
+
+def test_the_example_configs_commented_crm_section_is_valid(monkeypatch):
+    from pathlib import Path
+
+    import yaml
+
+    example = (Path(__file__).parents[3] / "config" / "cti-bridge.yaml").read_text(encoding="utf-8")
+    lines = example.splitlines()
+    start = lines.index("# crm:")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("#"):
+            break
+        block.append(line.removeprefix("#").removeprefix(" "))
+    section = CrmConfig.model_validate(yaml.safe_load("\n".join(block))["crm"])
+    assert section.url_for("+8613800138000").endswith("phone=%2B8613800138000")
+    assert section.fields.orders is not None and section.fields.orders.summary == ("items", "0", "title")
+    monkeypatch.setenv("CTI_CRM_TOKEN", "abc")
+    assert crm_headers(section)["Authorization"] == "Bearer abc"
