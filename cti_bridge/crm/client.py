@@ -7,6 +7,7 @@ with a message fit for the log: it names no phone number and no header.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -19,6 +20,7 @@ from cti_bridge.crm.mapping import CrmAnswerError, MappedAnswer, read_answer
 from cti_bridge.tickets.crm import CrmLookup
 
 _MAX_REDIRECTS = 3
+_PARSE_ON_LOOP = 64 * 1024  # bytes of JSON decoded on the event loop; a longer answer in a thread
 _DEFAULT_HEADERS = {"Accept": "application/json", "User-Agent": "cti-bridge"}
 
 
@@ -35,8 +37,10 @@ class CrmClient:
         self._config = config
         self._clock = clock
         self._not_found = frozenset(config.not_found_status)
+        merged = httpx.Headers(_DEFAULT_HEADERS)
+        merged.update(headers)  # by name, case ignored: the config's Accept replaces ours
         self._client = httpx.AsyncClient(
-            headers={**_DEFAULT_HEADERS, **headers},
+            headers=merged,
             timeout=httpx.Timeout(config.timeout.total_seconds()),
             # Followed by hand, and only within the CRM's own origin: the request carries its
             # credentials, which must not go to whatever host an answer names.
@@ -78,6 +82,8 @@ class CrmClient:
                 if status != 200:
                     raise CrmError(f"the CRM answered HTTP {status} {response.reason_phrase}".rstrip())
                 body = await self._read(response)
+            if len(body) > _PARSE_ON_LOOP:  # a megabyte of JSON takes the loop for milliseconds
+                return await asyncio.to_thread(self._map, body, phone)
             return self._map(body, phone)
         raise CrmError(f"more than {_MAX_REDIRECTS} redirects")
 

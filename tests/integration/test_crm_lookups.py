@@ -353,3 +353,12 @@ async def test_stopping_cancels_the_requests_in_flight_at_once(server):
         with pytest.raises(asyncio.CancelledError):
             await waiting
         assert time.monotonic() - started < 1
+
+
+async def test_a_configured_header_replaces_ours_whatever_its_case(server):
+    server.answer(FANG, Answer(body=customer("x")))
+    async with service(server, headers={"accept": "application/vnd.crm.v2+json", "X-Site": "sh-01"}) as crm:
+        await crm.lookup(FANG)
+    [request] = server.requests
+    assert request.headers["accept"] == "application/vnd.crm.v2+json" and request.headers["x-site"] == "sh-01"
+    assert "authorization" not in request.headers  # the section's headers are the config's only

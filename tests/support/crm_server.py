@@ -121,7 +121,9 @@ class CrmServer:
                 for line in header_lines:
                     if ":" in line:
                         name, value = line.split(":", 1)
-                        headers[name.strip().lower()] = value.strip()
+                        name, value = name.strip().lower(), value.strip()
+                        # A header sent twice shows as both values, as HTTP would join them.
+                        headers[name] = f"{headers[name]}, {value}" if name in headers else value
                 if int(headers.get("content-length", "0")):
                     await reader.readexactly(int(headers["content-length"]))
                 parts = urlsplit(target)
