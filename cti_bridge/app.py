@@ -21,6 +21,8 @@ from cti_bridge.calls.presence import AgentPresence
 from cti_bridge.calls.tracker import CallTracker, PbxRouting
 from cti_bridge.calls.user_events import FieldMapping, IvrMapping, SurveyMapping, UserEventRules
 from cti_bridge.config import Config, reveal
+from cti_bridge.crm.recognition import CallerRecognition
+from cti_bridge.crm.service import CrmService, crm_headers
 from cti_bridge.notifier import Notifier
 from cti_bridge.pipeline import CallPipeline
 from cti_bridge.recordings import RecordingService
@@ -99,6 +101,8 @@ class Daemon:
         self.sla: SlaScheduler | None = None
         self.notifier: Notifier | None = None
         self.callback_queue: CallbackQueue | None = None
+        self.crm: CrmService | None = None
+        self.recognition: CallerRecognition | None = None
         self.ami: list[AmiClient] = []
         self.live = LiveHub()
         self.web: WebServer | None = None
@@ -192,6 +196,10 @@ class Daemon:
             stack.push_async_callback(sla_db.close)
             self.notifier = Notifier(sla_db, publisher, connected=mqtt.connected)
             callbacks = CallbackPolicy.from_config(config)
+            if config.crm is not None and config.crm.enabled:
+                # Its HTTP client closes with the stack, after the lookups' tasks have stopped.
+                self.crm = await stack.enter_async_context(CrmService(config.crm, crm_headers(config.crm)))
+                self.recognition = CallerRecognition(self.crm, store, publisher)
             self.pipeline = CallPipeline(
                 build_tracker(config),
                 tickets,
@@ -204,6 +212,7 @@ class Daemon:
                 workflow=workflow,
                 reassign_on_transfer=config.tickets.on_transfer == "reassign",
                 presence=AgentPresence(agent_directory(config)),
+                recognition=self.recognition,
             )
             self.callback_queue = CallbackQueue(
                 store,
@@ -230,6 +239,9 @@ class Daemon:
                 side_tasks.append(tasks.create_task(self.sla.run(), name="sla-scheduler"))
                 side_tasks.append(tasks.create_task(self.notifier.run(), name="notifier"))
                 side_tasks.append(tasks.create_task(self.callback_queue.run(), name="callback-queue"))
+                if self.crm is not None and self.recognition is not None:
+                    side_tasks.append(tasks.create_task(self.crm.run(), name="crm"))
+                    side_tasks.append(tasks.create_task(self.recognition.run(), name="caller-recognition"))
                 pipeline_task = tasks.create_task(self.pipeline.run(), name="call-pipeline")
                 ami_tasks = [
                     tasks.create_task(client.run(), name=f"ami-{client.name}") for client in self.ami

@@ -352,6 +352,7 @@ def render_ticket(d: dict[str, Any]) -> str:
             f"  customer #{customer['id']} {customer['name']} ({customer['company'] or '-'},"
             f" {customer['tier']}{vip})"
         )
+    lines += _crm_lines(d.get("crm"))
     if d.get("callback_reason"):
         lines.append(f"  callback: {d['callback_reason'].replace('_', ' ')} call")
     if d.get("fields"):
@@ -387,6 +388,30 @@ def render_ticket(d: dict[str, Any]) -> str:
         if event.get("reason"):
             lines.append(f"      why: {event['reason']}")
     return "\n".join(lines)
+
+
+def _crm_lines(crm: dict[str, Any] | None) -> list[str]:
+    """What the site's CRM said about the caller (`crm:` in the config), as of when it answered."""
+    if crm is None:
+        return []
+    when = _time(crm["fetched_at"])
+    profile = crm["profile"]
+    if not crm["found"] or profile is None:
+        return [f"  crm: the CRM does not know this number (asked {when})"]
+    about = [profile.get(k) for k in ("company", "tier", "email")]
+    about += ["VIP"] if profile.get("vip") else []
+    line = f"  crm: {profile.get('name') or '-'}"
+    if any(about):
+        line += f" ({', '.join(str(a) for a in about if a)})"
+    if profile.get("external_id"):
+        line += f"  id {profile['external_id']}"
+    lines = [f"{line}  as of {when}"]
+    if profile.get("notes"):
+        lines.append(f"    notes: {profile['notes']}".replace("\n", "\n    "))
+    for order in profile.get("orders") or []:
+        cells = [order.get(k) for k in ("id", "date", "total", "status", "summary")]
+        lines.append("    order " + "  ".join(str(c) if c else "-" for c in cells))
+    return lines
 
 
 def _moved(event: dict[str, Any]) -> bool:

@@ -34,6 +34,7 @@ from cti_bridge.calls.model import (
 from cti_bridge.calls.presence import AgentPresence, AgentStatus
 from cti_bridge.calls.tracker import CallTracker
 from cti_bridge.calls.user_events import UserEventRules
+from cti_bridge.crm.recognition import CallerRecognition
 from cti_bridge.recordings import RecordingService
 from cti_bridge.screenpop.outputs import OutboundMessage, Publisher
 from cti_bridge.screenpop.payload import (
@@ -84,8 +85,10 @@ class CallPipeline:
         workflow: Workflow | None = None,
         reassign_on_transfer: bool = True,
         presence: AgentPresence | None = None,
+        recognition: CallerRecognition | None = None,
     ) -> None:
-        """`callbacks`: how missed, abandoned and after-hours calls are dispatched; None: they are not."""
+        """`callbacks`: how missed, abandoned and after-hours calls are dispatched; None: they are not.
+        `recognition`: the CRM lookup of inbound callers; None: no CRM configured."""
         self._tracker = tracker
         self._tickets = tickets
         self._store = store
@@ -99,6 +102,7 @@ class CallPipeline:
         self._reassign_on_transfer = reassign_on_transfer
         self._ending: set[CallKey] = set()  # calls whose end waits in a lane
         self.presence = presence or AgentPresence(AgentDirectory(()))
+        self._recognition = recognition
         self._queue: asyncio.Queue[AmiFrame | ev.CallEvent] = asyncio.Queue()
         self._started = asyncio.Event()  # run() has done its start-up work and reads the queue
         self._open: dict[CallKey, TicketForCall] = {}
@@ -255,6 +259,8 @@ class CallPipeline:
     async def _on_call_qualified(self, update: CallQualified, event_at: float, _popped: bool) -> None:
         opened = await self._tickets.open_for_call(update.call)
         self._open[update.call.key] = opened
+        if self._recognition is not None:  # the CRM lookup starts now; nothing here waits for it
+            self._recognition.call_opened(update.call, opened)
         ticket = opened.ticket
         structlog.contextvars.bind_contextvars(ticket=ticket.number)
         if opened.created:
@@ -355,6 +361,8 @@ class CallPipeline:
     async def _on_call_ended(self, update: CallEnded, event_at: float, _popped: bool) -> None:
         call = update.call
         self._answered_by.pop(call.key, None)
+        if self._recognition is not None:
+            self._recognition.call_ended(call)
         opened = self._open.pop(call.key, None) or await self._tickets.open_for_call(call)
         if not await self._tickets.call_ended(call, event_at):
             return  # recorded before: a resync or a restart telling the same end again
@@ -594,6 +602,9 @@ class CallPipeline:
         event_at: float,
         reason: str | None = None,
     ) -> None:
+        crm = None
+        if self._recognition is not None:  # what the CRM said so far, and the ticket as it named it
+            opened, crm = self._recognition.popping(event, agent_id, call, opened)
         payload = screen_pop(
             reason=reason,
             event=event,
@@ -605,6 +616,7 @@ class CallPipeline:
             created=opened.created,
             event_at=event_at,
             now=self._clock(),
+            crm=crm,
         )
         self._publisher.publish(
             OutboundMessage(f"agents/{agent_id}/screenpop", payload.model_dump_json().encode())

@@ -128,6 +128,10 @@ def _unreadable_secrets(config: Config) -> list[tuple[KeyPath, str]]:
     ]
     if config.mqtt.password is not None:
         refs.append((("mqtt", "password"), config.mqtt.password))
+    if config.crm is not None and config.crm.enabled:
+        for name, header in config.crm.headers.items():
+            if (ref := header.secret()) is not None:
+                refs.append((("crm", "headers", name), ref))
     problems = []
     for loc, ref in refs:
         try:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import itertools
 import re
+import string
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -997,6 +999,274 @@ class WebConfig(_Section):
     )
 
 
+# -- crm: caller lookup in the site's CRM (issue #11, item 9) --------------------------------
+
+CRM_URL_PLACEHOLDERS = {
+    "e164": "the caller's number in E.164, URL-encoded (+ as %2B)",
+    "digits": "the same number without its +",
+}
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# Headers that carry a credential: their value never stands in the YAML in clear.
+_CREDENTIAL_HEADER = re.compile(r"auth|token|key|secret|passw|cookie|session|signature", re.IGNORECASE)
+_JSON_KEY = re.compile(r"[^.\[\]]+")
+_JSON_INDEX = re.compile(r"\[(\d+)\]")
+
+
+def _parse_json_path(value: object) -> object:
+    """`data.0.fullName`, `data[0].fullName` or `$.data[0].fullName` -> ("data", "0", "fullName").
+
+    A step that is a number indexes a list (or names a key of an object); "" or "$" is the
+    whole answer. Parsed at load, so a mistyped path is reported at its key.
+    """
+    if isinstance(value, tuple):
+        return value
+    if isinstance(value, bool):  # `id: no` in YAML is false, not the key "no"
+        raise ValueError('YAML read this as true/false: quote the key, e.g. "no" or "on"')
+    if isinstance(value, int):
+        return (str(value),)
+    if not isinstance(value, str):
+        raise ValueError("a JSON path is text, e.g. data.0.fullName or data[0].fullName")
+    text = value.strip()
+    if text.startswith("$"):
+        text = text[1:].removeprefix(".")
+    steps: list[str] = []
+    pos = 0
+    while pos < len(text):
+        if text[pos] == "[":
+            match = _JSON_INDEX.match(text, pos)
+            if match is None:
+                raise ValueError(f"{value!r}: only a list index stands in brackets, e.g. data[0].name")
+            steps.append(match.group(1))
+        else:
+            match = _JSON_KEY.match(text, pos)
+            if match is None:
+                raise ValueError(f"{value!r} has an empty step at position {pos}; write e.g. data.0.fullName")
+            steps.append(match.group())
+        pos = match.end()
+        if pos < len(text) and text[pos] == ".":
+            pos += 1
+            if pos == len(text):
+                raise ValueError(f"{value!r} ends with a dot")
+        elif pos < len(text) and text[pos] != "[":
+            raise ValueError(f"{value!r}: unexpected {text[pos]!r} at position {pos}")
+    return tuple(steps)
+
+
+JsonPath = Annotated[tuple[str, ...], BeforeValidator(_parse_json_path)]
+
+
+def json_path_text(path: tuple[str, ...]) -> str:
+    """A parsed path as the YAML would write it (for messages)."""
+    return ".".join(path) or "$"
+
+
+CRM_ORDER_FIELDS = ("id", "date", "total", "status", "summary")
+CRM_TEXT_FIELDS = ("name", "company", "email", "tier", "external_id", "notes")
+
+
+class CrmOrderFields(_Section):
+    """Where the caller's recent orders are in the CRM's answer, and what to read from each."""
+
+    path: JsonPath = Field(description="The list of orders, from the caller's record, e.g. orders.")
+    limit: int = Field(5, ge=1, le=50, description="Orders kept: the first ones of the list.")
+    id: JsonPath | None = Field(None, description="Within one order, e.g. orderNo.")
+    date: JsonPath | None = Field(None, description="Within one order, e.g. createdAt.")
+    total: JsonPath | None = Field(None, description="Within one order, e.g. amount.")
+    status: JsonPath | None = Field(None, description="Within one order, e.g. state.")
+    summary: JsonPath | None = Field(None, description="What was bought, e.g. items.0.title.")
+
+    @model_validator(mode="after")
+    def _reads_something(self) -> CrmOrderFields:
+        if all(getattr(self, name) is None for name in CRM_ORDER_FIELDS):
+            raise ValueError(f"name at least one of {', '.join(CRM_ORDER_FIELDS)} to read from each order")
+        return self
+
+
+class CrmFields(_Section):
+    """Our field -> JSON path in the caller's record (see `crm.record`); unnamed ones are not read."""
+
+    name: JsonPath | None = Field(None, description="e.g. fullName")
+    company: JsonPath | None = None
+    email: JsonPath | None = None
+    tier: JsonPath | None = Field(None, description="Customer level, e.g. level; see crm.vip_tiers.")
+    vip: JsonPath | None = Field(None, description="A true/false value (also 1/0, yes/no).")
+    external_id: JsonPath | None = Field(None, description="The caller's id in the CRM.")
+    notes: JsonPath | None = None
+    orders: CrmOrderFields | None = Field(None, description="Recent orders or purchases.")
+
+    @model_validator(mode="after")
+    def _reads_something(self) -> CrmFields:
+        if all(getattr(self, name) is None for name in (*CRM_TEXT_FIELDS, "vip", "orders")):
+            raise ValueError("name at least one field to read, e.g. `name: data.0.fullName`")
+        return self
+
+
+def _header_shorthand(value: object) -> object:
+    """`Accept: application/json` is short for `{value: application/json}`."""
+    if isinstance(value, str):
+        return {"value": value}
+    if not isinstance(value, dict):
+        raise ValueError("a header is text, or `{env: VARIABLE}` / `{file: /path}` for a credential")
+    return value
+
+
+class _CrmHeader(_Section):
+    """A request header: plain text, or a secret read from the environment or a file."""
+
+    value: str | None = Field(None, description="Plain text; refused for a header carrying a credential.")
+    env: str | None = Field(None, description="Environment variable holding the value.")
+    file: Path | None = Field(None, description="File holding the value (trailing newline stripped).")
+    prefix: str = Field("", description="Text before the secret, e.g. 'Bearer '.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> _CrmHeader:
+        if sum(x is not None for x in (self.value, self.env, self.file)) != 1:
+            raise ValueError("give the header as text, or exactly one of `env: VARIABLE`, `file: /path`")
+        if self.value is not None and self.prefix:
+            raise ValueError("`prefix` goes with `env` or `file`; write the whole text instead")
+        for text in (self.value or "", self.prefix):
+            if any(ch in text for ch in "\r\n\0"):
+                raise ValueError("a header value cannot hold a line break")
+        return self
+
+    def secret(self) -> SecretRef | None:
+        """Where the value is kept, if it is a secret."""
+        if self.value is not None:
+            return None
+        return SecretRef(env=self.env, file=self.file)
+
+
+CrmHeader = Annotated[_CrmHeader, BeforeValidator(_header_shorthand)]
+
+
+class CircuitBreakerConfig(_Section):
+    """After `failures` failed lookups in a row no request goes to the CRM for `open_for`; then one
+    probe does: an answer closes the circuit again, a failure opens it for another `open_for`."""
+
+    failures: int = Field(5, ge=1, le=1000, description="Failed lookups in a row that open the circuit.")
+    open_for: Duration = Field(timedelta(seconds=30), description="How long no request is sent.")
+
+    @field_validator("open_for")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than zero")
+        return value
+
+
+class CrmConfig(_Section):
+    """Optional lookup of the caller in the site's CRM over HTTP: the pop never waits for it."""
+
+    enabled: bool = True
+    url: str = Field(
+        description="GET URL template: {e164} (URL-encoded) or {digits} stand for the caller's number, "
+        "e.g. https://crm.example/api/customers?phone={e164}",
+    )
+    headers: dict[str, CrmHeader] = Field(
+        default_factory=dict, description="Request headers; credentials as {env: VAR} or {file: path}."
+    )
+    timeout: Duration = Field(timedelta(seconds=2), description="The whole request, answer included.")
+    cache_ttl: Duration = Field(
+        timedelta(minutes=10), description="A found caller is kept this long; 0 = never."
+    )
+    not_found_ttl: Duration = Field(
+        timedelta(minutes=1), description="A number the CRM does not know is kept this long; 0 = never."
+    )
+    cache_size: int = Field(10_000, ge=1, le=10_000_000, description="Numbers kept (least recent dropped).")
+    max_concurrent: int = Field(4, ge=1, le=100, description="Requests in flight at once.")
+    max_waiting: int = Field(
+        100, ge=1, le=100_000, description="Lookups waiting or in flight; beyond it a call is not looked up."
+    )
+    max_response_bytes: int = Field(
+        1_048_576, ge=1024, le=64 * 1_048_576, description="A longer answer is refused."
+    )
+    not_found_status: list[int] = Field(
+        default_factory=lambda: [404], description="HTTP statuses that mean: no such caller."
+    )
+    record: JsonPath = Field(
+        (),
+        description="Where the caller's record is in the answer, e.g. data (a list: its first item); "
+        "missing, null or empty means the CRM does not know the caller. Default: the whole answer.",
+    )
+    fields: CrmFields
+    vip_tiers: list[str] = Field(
+        default_factory=list, description="Tiers (case ignored) that make the caller a VIP, e.g. [gold]."
+    )
+    circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
+
+    @field_validator("url")
+    @classmethod
+    def _valid_template(cls, url: str) -> str:
+        try:
+            parsed = list(string.Formatter().parse(url))
+        except ValueError as exc:
+            raise ValueError(f"not a URL template ({exc}); write {{{{ for a literal {{") from None
+        names = [name for _, name, _, _ in parsed if name is not None]
+        known = ", ".join(f"{{{name}}}" for name in CRM_URL_PLACEHOLDERS)
+        for _, name, spec, conversion in parsed:
+            if name is None:
+                continue
+            if name not in CRM_URL_PLACEHOLDERS:
+                raise ValueError(f"unknown placeholder {{{name}}}; the known ones are {known}")
+            if spec or conversion:
+                raise ValueError(f"write the placeholder as {{{name}}}, without a format")
+        if not names:
+            raise ValueError(f"the URL must hold the number to look up: {known}")
+        one, other = _fill_url(url, "+861", "861"), _fill_url(url, "+449", "449")
+        parts = urlsplit(one)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("no credentials in the URL (they would be in clear); use `headers`")
+        if urlsplit(other).netloc != parts.netloc:
+            raise ValueError("the number may stand in the path or the query, not in the host")
+        return url
+
+    @field_validator("headers")
+    @classmethod
+    def _valid_headers(cls, headers: dict[str, _CrmHeader]) -> dict[str, _CrmHeader]:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        for name, header in headers.items():
+            if not _HEADER_NAME.match(name):
+                problems.append(((name,), "not a header name (letters, digits and - only)"))
+            elif header.value is not None and _CREDENTIAL_HEADER.search(name):
+                problems.append(
+                    (
+                        (name,),
+                        "this header carries a credential: never in the YAML in clear; write "
+                        "`{env: VARIABLE}` or `{file: /path}` (with `prefix: 'Bearer '` for a scheme)",
+                    )
+                )
+        _raise_located("headers", problems)
+        return headers
+
+    @field_validator("not_found_status")
+    @classmethod
+    def _statuses(cls, statuses: list[int]) -> list[int]:
+        problems: list[tuple[tuple[str | int, ...], str]] = [
+            ((index,), "not an HTTP status other than 200 (100-599)")
+            for index, status in enumerate(statuses)
+            if not 100 <= status <= 599 or status == 200
+        ]
+        _raise_located("not_found_status", problems)
+        return statuses
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_range(cls, value: timedelta) -> timedelta:
+        if not timedelta(0) < value <= timedelta(seconds=60):
+            raise ValueError("must be longer than zero and at most 60s: the pop never waits for it anyway")
+        return value
+
+    def url_for(self, e164: str) -> str:
+        """The lookup URL for a caller's number in E.164."""
+        return _fill_url(self.url, e164, e164.removeprefix("+"))
+
+
+def _fill_url(template: str, e164: str, digits: str) -> str:
+    return template.format(e164=quote(e164, safe=""), digits=quote(digits, safe=""))
+
+
 class Config(_Section):
     """The whole daemon configuration."""
 
@@ -1015,6 +1285,7 @@ class Config(_Section):
     user_events: UserEventsConfig = Field(
         default_factory=UserEventsConfig, description="The dialplan's UserEvents: survey, IVR, fields."
     )
+    crm: CrmConfig | None = Field(None, description="Caller lookup in the site's CRM; off when absent.")
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
@@ -1042,7 +1313,11 @@ __all__ = [
     "CalendarConfig",
     "CategoriesConfig",
     "CategoryNodeConfig",
+    "CircuitBreakerConfig",
     "Config",
+    "CrmConfig",
+    "CrmFields",
+    "CrmOrderFields",
     "DispatchConfig",
     "Duration",
     "EscalationConfig",

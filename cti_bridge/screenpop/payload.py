@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cti_bridge.calls.model import Call, Transfer
 from cti_bridge.calls.presence import AgentState
 from cti_bridge.screenpop.outputs import OutboundMessage
+from cti_bridge.tickets.crm import CallerCrm, CrmLookup, CrmStatus
 from cti_bridge.tickets.dispatch import CallbackReason
 from cti_bridge.tickets.model import CallerHistory, Customer, Ticket, TicketSummary
 
@@ -129,6 +130,48 @@ class CallInfo(_Payload):
         )
 
 
+class CrmOrderInfo(_Payload):
+    id: str | None
+    date: str | None = Field(description="As the CRM wrote it.")
+    total: str | None = Field(description="As the CRM wrote it (amount, maybe with a currency).")
+    status: str | None
+    summary: str | None = Field(description="What was bought.")
+
+
+class CrmInfo(_Payload):
+    """What the site's CRM returned for the caller (the fields `crm.fields` maps; others null)."""
+
+    name: str | None
+    company: str | None
+    email: str | None
+    tier: str | None
+    vip: bool | None = Field(description="null: the CRM did not say.")
+    external_id: str | None = Field(description="The caller's id in the CRM.")
+    notes: str | None
+    orders: list[CrmOrderInfo] = Field(description="Recent orders, as many as `crm.fields.orders.limit`.")
+    fetched_at: str = Field(description="When the CRM answered (a cached answer keeps its time).")
+
+    @classmethod
+    def of(cls, lookup: CrmLookup | None) -> CrmInfo | None:
+        profile = lookup.profile if lookup is not None else None
+        if lookup is None or profile is None:
+            return None
+        return cls(
+            name=profile.name,
+            company=profile.company,
+            email=profile.email,
+            tier=profile.tier,
+            vip=profile.vip,
+            external_id=profile.external_id,
+            notes=profile.notes,
+            orders=[
+                CrmOrderInfo(id=o.id, date=o.date, total=o.total, status=o.status, summary=o.summary)
+                for o in profile.orders
+            ],
+            fetched_at=iso(lookup.fetched_at) or "",
+        )
+
+
 class TransferInfo(_Payload):
     kind: str = Field(description="blind | attended | redirect")
     at: str
@@ -149,16 +192,19 @@ class TransferInfo(_Payload):
         )
 
 
-PopEvent = Literal["ringing", "dialing", "answered", "cancelled"]
+PopEvent = Literal["ringing", "dialing", "answered", "cancelled", "enriched"]
 
 
 class ScreenPop(_Payload):
     """Sent to one agent when their phone rings for a call (`ringing`), when they dial a customer
-    (`dialing`), when they answer or the customer does (`answered`), and when a pop is withdrawn
-    (`cancelled`: their phone stopped ringing, or the caller was transferred away from them)."""
+    (`dialing`), when they answer or the customer does (`answered`), when a pop is withdrawn
+    (`cancelled`: their phone stopped ringing, or the caller was transferred away from them), and
+    once more (`enriched`) when the CRM's answer comes after the pop went out without it."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
-    event: PopEvent
+    event: PopEvent = Field(
+        description="enriched: the same call's pop again, now with the CRM's answer (`crm_status`)."
+    )
     reason: str | None = Field(
         None,
         description="cancelled: no_answer | caller_hung_up | answered_elsewhere | transferred.",
@@ -175,10 +221,17 @@ class ScreenPop(_Payload):
     transfers: list[TransferInfo] = Field(
         default_factory=list, description="The call's transfers so far, oldest first."
     )
+    crm_status: CrmStatus = Field(
+        CrmStatus.OFF,
+        description="off: no CRM lookup (none configured, or no number); pending: asked, an `enriched` "
+        "pop follows; found / not_found: the CRM's answer; unavailable: the CRM failed or timed out.",
+    )
+    crm: CrmInfo | None = Field(None, description="What the CRM returned, when crm_status is found.")
 
 
 class TicketNotice(_Payload):
-    """Something happened to a ticket: created, call attached/answered/ended, recording, transcript, csat."""
+    """Something happened to a ticket: created, call attached/answered/ended, recording, transcript,
+    csat, caller_enriched (the CRM's answer: `data.crm_status`, `data.crm` as in a ScreenPop)."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
     event: str
@@ -220,7 +273,9 @@ def screen_pop(
     event_at: float,
     now: float,
     reason: str | None = None,
+    crm: CallerCrm | None = None,
 ) -> ScreenPop:
+    """`crm`: the call's CRM lookup as it stands; None: no lookup (no CRM configured)."""
     return ScreenPop(
         event=event,
         reason=reason,
@@ -234,6 +289,8 @@ def screen_pop(
         open_tickets=[TicketRef.of(t) for t in history.open_tickets],
         recent_tickets=[TicketRef.of(t) for t in history.recent_tickets],
         transfers=[TransferInfo.of(t) for t in call.transfers],
+        crm_status=crm.status if crm is not None else CrmStatus.OFF,
+        crm=CrmInfo.of(crm.lookup) if crm is not None else None,
     )
 
 

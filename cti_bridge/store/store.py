@@ -16,6 +16,7 @@ import aiosqlite
 from cti_bridge.calls.model import Call, CallKey, Direction, Transfer
 from cti_bridge.config.model import TicketRule
 from cti_bridge.store import attachments, call_flows, dispatch, knowledge, notifications, reports
+from cti_bridge.store import crm as crm_answers
 from cti_bridge.store.database import Database, Session
 from cti_bridge.store.search import SearchHit, search_tickets
 from cti_bridge.store.ticket_rows import (
@@ -975,6 +976,7 @@ class Store:
             {k: v for k, v in dataclasses.asdict(a).items() if k != "ticket_id"}
             for a in await attachments.attachments_of(self._db, ticket_id)
         ]
+        detail["crm"] = await crm_answers.crm_of(self._db, ticket_id)  # None: no CRM answer kept
         detail["history"] = [
             {**dict(r), "data": json.loads(r["data"])}
             for r in await self._db.fetchall(

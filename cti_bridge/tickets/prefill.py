@@ -26,8 +26,9 @@ def prefill(
     priority = decision.priority or config.default_priority
     if customer is not None and customer.vip:
         priority = most_urgent(priority, config.vip_priority)
-    who = (customer.name if customer else None) or call.caller_name or caller_e164
-    who = who or call.caller_number or "unknown caller"
+    who = caller_label(
+        customer.name if customer else None, call.caller_name, caller_e164 or call.caller_number
+    )
     outbound = call.direction is Direction.OUTBOUND
     fields = dict(call.reported_fields)
     if call.ivr_choices:
@@ -39,7 +40,7 @@ def prefill(
         category=category,
         rule=decision.rule,
         rule_reason=decision.reason,
-        subject=f"Outbound call to {who}" if outbound else f"Phone call from {who}",
+        subject=f"Outbound call to {who}" if outbound else call_subject(who),
         description=_description(call, caller_e164, customer),
         customer_id=customer.id if customer else None,
         caller_number=caller_e164 or call.caller_number,
@@ -54,6 +55,17 @@ def prefill(
 def ivr_path(choices: tuple[tuple[str, str], ...]) -> str:
     """The caller's way through the IVR as one searchable text: `main: 2 > billing: 1`."""
     return " > ".join(f"{menu}: {choice}" for menu, choice in choices)
+
+
+def caller_label(customer_name: str | None, caller_name: str | None, number: str | None) -> str:
+    """Who a call's ticket says called: the customer, else the PBX's caller name, else the number."""
+    return customer_name or caller_name or number or "unknown caller"
+
+
+def call_subject(who: str) -> str:
+    """The subject prefill gives an inbound call's ticket (the CRM's name replaces it only while
+    unedited)."""
+    return f"Phone call from {who}"
 
 
 def _description(call: Call, caller_e164: str | None, customer: Customer | None) -> str:

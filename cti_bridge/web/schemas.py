@@ -164,6 +164,11 @@ class TicketDetail(_Open):
     recordings: list[dict[str, Any]]
     transcripts: list[dict[str, Any]]
     history: list[dict[str, Any]]
+    crm: dict[str, Any] | None = Field(
+        None,
+        description="The CRM's last answer for the caller: found, phone, fetched_at and profile (name, "
+        "company, email, tier, vip, external_id, notes, orders); null: no CRM answer kept.",
+    )
     allowed: list[str] = Field(description="Commands that apply to the ticket now.")
     sla: list[dict[str, Any]] = Field(description="Each SLA target's state now.")
 

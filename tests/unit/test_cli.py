@@ -235,3 +235,41 @@ def test_a_description_an_agent_writes_is_read_by_the_rules(tmp_path, capsys):
     assert main(["tickets", "show", "T-000001", "--json", "-c", str(config)]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["priority"] == "P2" and shown["fields"]["order_number"] == "20261122001"
+
+
+def test_tickets_show_prints_what_the_crm_said(tmp_path, capsys):
+    from cti_bridge.store import crm as crm_answers
+    from cti_bridge.tickets.crm import CrmLookup, CrmOrder, CrmProfile
+
+    config = write_config(tmp_path)
+
+    async def make_tickets():
+        store = await Store.open(f"sqlite:///{tmp_path}/cti.db", TicketNumbering())
+        try:
+            known, _ = await store.create_ticket_for_call(new_ticket(), inbound_call("1.1"), None, 1.8e9)
+            unknown, _ = await store.create_ticket_for_call(new_ticket(), inbound_call("1.2"), None, 1.8e9)
+            profile = CrmProfile(
+                name="王芳",
+                company="华东物流",
+                tier="gold",
+                vip=True,
+                external_id="C-7",
+                notes="two\nlines",
+                orders=(CrmOrder(id="SO-1", total="199.50", summary="路由器"),),
+            )
+            for ticket, found in ((known, profile), (unknown, None)):
+                lookup = CrmLookup(phone="+8613800138000", profile=found, fetched_at=1.8e9)
+                await crm_answers.record_lookup(store.database, ticket.id, lookup, naming=None, at=1.8e9)
+        finally:
+            await store.close()
+
+    asyncio.run(make_tickets())
+    assert main(["tickets", "show", "T-000001", "-c", str(config)]) == 0
+    shown = capsys.readouterr().out
+    assert "  crm: 王芳 (华东物流, gold, VIP)  id C-7  as of " in shown
+    assert "    notes: two\n    lines" in shown and "    order SO-1  -  199.50  -  路由器" in shown
+    assert "caller_enriched" in shown and " crm" in shown  # in the history, by the CRM
+    assert main(["tickets", "show", "T-000002", "-c", str(config)]) == 0
+    assert "  crm: the CRM does not know this number (asked " in capsys.readouterr().out
+    assert main(["tickets", "show", "T-000001", "--json", "-c", str(config)]) == 0
+    assert json.loads(capsys.readouterr().out)["crm"]["profile"]["orders"][0]["id"] == "SO-1"

@@ -20,6 +20,7 @@ EDGES = {
     "cti_bridge.notifier",
     "cti_bridge.callback_queue",
     "cti_bridge.cli",
+    "cti_bridge.crm",
 }
 
 

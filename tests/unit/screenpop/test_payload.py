@@ -61,3 +61,65 @@ def test_screen_pop_round_trips_through_its_schema():
     assert data["customer"]["vip"] is True and data["open_tickets"][0]["number"] == "T-000007"
     assert data["event_at"] == "1970-01-01T00:00:00.500+00:00"
     assert iso(None) is None
+
+
+def test_a_pop_carries_the_crm_state_and_answer():
+    from cti_bridge.tickets.crm import CallerCrm, CrmLookup, CrmOrder, CrmProfile, CrmStatus
+
+    ticket = Ticket(
+        id=7,
+        number="T-000007",
+        status=TicketStatus.NEW,
+        priority="P3",
+        category=None,
+        subject="Phone call from 王芳",
+        assignee=None,
+        created_at=0.0,
+        updated_at=0.0,
+        rule=None,
+        description="",
+        channel="phone",
+        customer_id=None,
+        caller_number="+8613800138000",
+        caller_name="王芳",
+        did=None,
+        queue=None,
+    )
+    call = Call(
+        key=CallKey("main", "1.1"),
+        direction=Direction.INBOUND,
+        caller_number="+8613800138000",
+        caller_name=None,
+        did=None,
+        queue=None,
+        started_at=0.0,
+    )
+    history = CallerHistory(customer=None, open_tickets=(), recent_tickets=())
+    common = dict(
+        agent_id="a",
+        call=call,
+        caller_e164="+8613800138000",
+        ticket=ticket,
+        history=history,
+        created=True,
+        event_at=0.0,
+        now=0.0,
+    )
+    without = screen_pop(event="ringing", **common)
+    assert (without.crm_status, without.crm) == (CrmStatus.OFF, None)
+    pending = screen_pop(event="ringing", crm=CallerCrm(CrmStatus.PENDING), **common)
+    assert json.loads(pending.model_dump_json())["crm_status"] == "pending"
+    lookup = CrmLookup(
+        phone="+8613800138000",
+        profile=CrmProfile(name="王芳", vip=True, orders=(CrmOrder(id="SO-1", total="9.90"),)),
+        fetched_at=1.5,
+    )
+    enriched = screen_pop(event="enriched", crm=CallerCrm.of(lookup), **common)
+    data = json.loads(enriched.model_dump_json())
+    assert ScreenPop.model_validate(data) == enriched
+    assert data["event"] == "enriched" and data["crm_status"] == "found"
+    assert data["crm"]["name"] == "王芳" and data["crm"]["vip"] is True and data["crm"]["tier"] is None
+    assert data["crm"]["orders"] == [
+        {"id": "SO-1", "date": None, "total": "9.90", "status": None, "summary": None}
+    ]
+    assert data["crm"]["fetched_at"] == "1970-01-01T00:00:01.500+00:00"

@@ -1,7 +1,7 @@
 // The agent desk: the screen-pop of the call ringing or answered now, the agent's and the
 // team's tickets, and the ticket being worked.
 
-import { categoryLabel, debounce, fill, h, priorityBadge, statusBadge, typingIn, vipBadge } from "./dom.js";
+import { categoryLabel, crmDetails, debounce, fill, h, priorityBadge, statusBadge, typingIn, vipBadge } from "./dom.js";
 import { formatTime, t } from "./i18n.js";
 import { connectLive, failed, startPage, toast } from "./shell.js";
 import { OPEN_STATUSES, TicketList } from "./ticket-list.js";
@@ -103,6 +103,7 @@ function readPop(payload) {
   const caller = payload.caller || { number: call.caller_number, name: call.caller_name };
   const history = payload.history || {};
   return {
+    raw: payload,
     event: payload.event || "ringing",
     reason: payload.reason || null,
     at: payload.event_at || payload.sent_at || new Date().toISOString(),
@@ -114,6 +115,9 @@ function readPop(payload) {
     created: payload.ticket_created,
     recent: payload.recent_tickets || history.recent_tickets || (Array.isArray(history) ? history : []),
     open: payload.open_tickets || history.open_tickets || [],
+    answered: Boolean(call.answered_at),
+    crmStatus: payload.crm_status || "off",
+    crm: payload.crm || null,
   };
 }
 
@@ -121,6 +125,10 @@ function onScreenPop(message) {
   const pop = readPop(message.payload || message);
   if (pop.event === "cancelled") {
     withdrawPop(pop);
+    return;
+  }
+  if (pop.event === "enriched") {
+    onEnriched(pop);
     return;
   }
   // A call rings, then is answered: one entry per call, showing its latest state.
@@ -146,6 +154,21 @@ function withdrawPop(pop) {
   document.title = "cti-bridge";
 }
 
+/** The CRM's answer for a call already popped: its card is redrawn in place, with no new alert. */
+function onEnriched(pop) {
+  const earlier = pops.find((p) => p.callId === pop.callId);
+  pop.event = earlier ? earlier.event : pop.answered ? "answered" : "ringing";
+  pop.at = earlier ? earlier.at : pop.at;
+  pop.reason = earlier ? earlier.reason : null;
+  if (!earlier) {
+    onScreenPop({ payload: { ...pop.raw, event: pop.event } });
+    return;
+  }
+  pops = pops.map((p) => (p.callId === pop.callId ? pop : p));
+  drawPops();
+  reloadSoon(); // the CRM may have named the ticket
+}
+
 function drawPops(fresh = false) {
   const pop = pops[0];
   if (popShown && pop) {
@@ -168,7 +191,7 @@ function drawPops(fresh = false) {
           { type: "button", class: "recent-pop", onclick: () => openTicket(p.ticket.number) },
           h("span", { class: "muted" }, formatTime(p.at)),
           h("span", { class: "mono" }, p.caller.number || t("pop.unknownCaller")),
-          h("span", {}, p.customer?.name || p.caller.name || ""),
+          h("span", {}, p.customer?.name || p.crm?.name || p.caller.name || ""),
           h("span", { class: "row-number" }, p.ticket.number || ""),
         ),
       ),
@@ -208,8 +231,11 @@ function popCard(pop) {
             customer.tier && customer.tier !== "standard" ? h("span", { class: "badge tier" }, customer.tier) : null,
             customer.company ? h("span", { class: "pop-company" }, customer.company) : null,
           ]
-        : h("span", { class: "muted" }, t("pop.unknownCustomer")),
+        : pop.crm?.name
+          ? [h("strong", {}, pop.crm.name), h("span", { class: "badge crm" }, t("crm.tag"))]
+          : h("span", { class: "muted" }, t("pop.unknownCustomer")),
     ),
+    popCrm(pop),
     h(
       "div",
       { class: "pop-ticket-box" },
@@ -259,6 +285,14 @@ function popCard(pop) {
         : h("p", { class: "muted" }, t("pop.noHistory")),
     ),
   );
+}
+
+/** The CRM's part of the card: its answer, or where the lookup is (nothing when there is no CRM). */
+function popCrm(pop) {
+  if (pop.crmStatus === "off") return null;
+  const attrs = { class: "pop-crm", "data-testid": "pop-crm", dataset: { status: pop.crmStatus } };
+  if (pop.crmStatus !== "found" || !pop.crm) return h("div", attrs, h("span", { class: "muted" }, t(`crm.${pop.crmStatus}`)));
+  return h("div", attrs, h("span", { class: "section-title" }, t("crm.title")), crmDetails(pop.crm, { orders: 3 }));
 }
 
 function dismissPop() {

@@ -123,3 +123,35 @@ export function priorityBadge(code, short = false) {
 export function vipBadge() {
   return h("span", { class: "badge vip" }, t("vip"));
 }
+
+/** What the site's CRM said about a caller (ScreenPop.crm, or a ticket's crm.profile). */
+export function crmDetails(profile, { orders = 5 } = {}) {
+  const shown = (profile.orders || []).slice(0, orders);
+  return [
+    h(
+      "p",
+      { class: "crm-name" },
+      h("strong", {}, profile.name || "–"),
+      " ",
+      profile.vip ? vipBadge() : null,
+      " ",
+      profile.tier ? h("span", { class: "badge tier" }, profile.tier) : null,
+    ),
+    profile.company ? h("p", { class: "crm-company" }, profile.company) : null,
+    profile.external_id ? h("p", { class: "muted" }, t("crm.externalId", { id: profile.external_id })) : null,
+    profile.email ? h("p", { class: "muted" }, profile.email) : null,
+    profile.notes ? h("p", { class: "notes" }, profile.notes) : null,
+    shown.length
+      ? h(
+          "div",
+          { class: "crm-orders" },
+          h("span", { class: "muted" }, t("crm.orders")),
+          h(
+            "ul",
+            { "data-testid": "crm-orders" },
+            shown.map((o) => h("li", {}, [o.id, o.date, o.total, o.status, o.summary].filter(Boolean).join(" · "))),
+          ),
+        )
+      : null,
+  ];
+}

@@ -5,6 +5,7 @@ import { api } from "./api.js";
 import {
   agentName,
   categoryLabel,
+  crmDetails,
   fill,
   getMeta,
   h,
@@ -180,6 +181,8 @@ export class TicketView {
     );
     this.history = h("ol", { class: "history", "data-testid": "ticket-history" });
     this.customer = h("div", { class: "side-block" });
+    this.crm = h("div", { class: "side-block ticket-crm", "data-testid": "ticket-crm" });
+    this.crmSection = h("section", { class: "side-section", hidden: true }, h("h3", { class: "section-title" }, t("crm.title")), this.crm);
     this.sla = h("div", { class: "side-block" });
     this.recordings = h("div", { class: "recordings" });
     this.kbList = h("div", { class: "kb-list-box" });
@@ -225,6 +228,7 @@ export class TicketView {
           "aside",
           { class: "ticket-side" },
           h("section", { class: "side-section" }, h("h3", { class: "section-title" }, t("ticket.customer")), this.customer),
+          this.crmSection,
           h("section", { class: "side-section" }, h("h3", { class: "section-title" }, t("ticket.sla")), this.sla),
           h(
             "section",
@@ -272,6 +276,7 @@ export class TicketView {
     this.renderCloseBox(detail);
     this.renderHistory(detail);
     this.renderCustomer(detail);
+    this.renderCrm(detail);
     this.renderSla(detail);
     this.renderRecordings(detail);
     this.renderCalls(detail);
@@ -409,6 +414,19 @@ export class TicketView {
       detail.caller_number ? h("p", { class: "mono" }, detail.caller_number) : null,
       c.email ? h("p", { class: "muted" }, c.email) : null,
       c.notes ? h("p", { class: "notes" }, c.notes) : null,
+    );
+  }
+
+  /** What the site's CRM said about the caller, kept with the ticket (none: no CRM, or not asked). */
+  renderCrm(detail) {
+    const crm = detail.crm;
+    this.crmSection.hidden = !crm;
+    if (!crm) return fill(this.crm);
+    this.crm.dataset.found = String(crm.found);
+    fill(
+      this.crm,
+      crm.found && crm.profile ? crmDetails(crm.profile) : h("p", { class: "muted" }, t("crm.not_found")),
+      h("p", { class: "muted" }, t("crm.asOf", { at: formatDateTime(crm.fetched_at) })),
     );
   }
 
@@ -916,6 +934,7 @@ function historyItem(entry) {
     details.push(h("span", {}, t("call.talk", { d: formatDuration(data.talk_seconds) })));
   }
   if (data.score != null) details.push(h("span", {}, `★ ${data.score}`));
+  if (entry.kind === "caller_enriched") details.push(h("span", {}, data.found ? data.name || "" : t("crm.not_found")));
   if (data.target) details.push(h("span", {}, t(`sla.${data.target}`)));
   const why = data.why ? h("span", { class: "muted" }, data.why) : null;
   return h(
@@ -926,7 +945,7 @@ function historyItem(entry) {
       { class: "history-line" },
       h("time", { datetime: new Date(entry.at * 1000).toISOString(), title: formatDateTime(entry.at) }, formatTime(entry.at)),
       h("strong", {}, t(`kind.${entry.kind}`)),
-      h("span", { class: "actor" }, entry.actor === "system" ? t("actor.system") : agentName(entry.actor)),
+      h("span", { class: "actor" }, ["system", "crm"].includes(entry.actor) ? t(`actor.${entry.actor}`) : agentName(entry.actor)),
       details,
       why,
     ),
