@@ -15,11 +15,13 @@ from types import TracebackType
 import structlog
 
 from cti_bridge.ami.client import AmiClient
+from cti_bridge.ami.originate import AmiDialer
 from cti_bridge.callback_queue import CallbackQueue
 from cti_bridge.calls.agents import AgentDirectory, AgentEntry
 from cti_bridge.calls.presence import AgentPresence
 from cti_bridge.calls.tracker import CallTracker, PbxRouting
 from cti_bridge.calls.user_events import FieldMapping, IvrMapping, SurveyMapping, UserEventRules
+from cti_bridge.click_to_dial import ClickToDial
 from cti_bridge.config import Config, reveal
 from cti_bridge.crm.recognition import CallerRecognition
 from cti_bridge.crm.service import CrmService, crm_headers
@@ -60,6 +62,16 @@ def build_tracker(config: Config) -> CallTracker:
         for pbx in config.pbxs
     }
     return CallTracker(routing, agent_directory(config), user_event_rules(config))
+
+
+def click_to_dial(config: Config) -> ClickToDial | None:
+    """Click-to-dial on the PBXs that have an `originate` account; None when none has."""
+    dialers = {
+        pbx.name: AmiDialer(pbx, pbx.originate, reveal(pbx.originate.secret))
+        for pbx in config.pbxs
+        if pbx.originate is not None
+    }
+    return ClickToDial(config, dialers) if dialers else None
 
 
 def agent_directory(config: Config) -> AgentDirectory:
@@ -159,7 +171,9 @@ class Daemon:
                 mqtt_connected=lambda: mqtt is not None and mqtt.connected.is_set(),
                 pbx_connected=lambda: {c.name: c.connected.is_set() for c in self.ami},
                 live_calls=lambda: self.pipeline.live_calls if self.pipeline else (),
+                agent_states=lambda: self.pipeline.presence.states() if self.pipeline else (),
             ),
+            dialer=click_to_dial(config),
         )
         return WebServer(create_app(context), config.web)
 

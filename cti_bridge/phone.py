@@ -29,6 +29,28 @@ def to_e164(number: str | None, default_region: str) -> str | None:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+def dialable(e164: str, number_format: str) -> str:
+    """An E.164 number as a PBX's outbound dialplan expects it.
+
+    Args:
+        e164: e.g. +8613800138000.
+        number_format: digits (8613800138000), e164 (+8613800138000) or national (013800138000).
+
+    Raises:
+        ValueError: the number cannot be read.
+    """
+    if number_format == "e164":
+        return e164
+    if number_format == "digits":
+        return e164.lstrip("+")
+    try:
+        parsed = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"not a phone number: {exc}") from None
+    national = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
+    return "".join(ch for ch in national if ch.isdigit())
+
+
 def mask(number: str) -> str:
     """Keep the country prefix and last three digits: +86138*****000."""
     digits = sum(ch.isdigit() for ch in number)

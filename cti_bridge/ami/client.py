@@ -38,8 +38,8 @@ from cti_bridge.config.model import PbxConfig
 
 log = structlog.get_logger(__name__)
 
-_CONNECT_TIMEOUT = 5.0
-_ACTION_TIMEOUT = 10.0
+CONNECT_TIMEOUT = 5.0
+ACTION_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,36 +123,16 @@ class AmiClient:
             delay = min(delay * 2, ceiling)
 
     async def _run_session(self, bound: structlog.typing.FilteringBoundLogger) -> str:
-        loop = asyncio.get_running_loop()
-        lost: asyncio.Future[str] = loop.create_future()
-        session = _Session(
-            lost,
-            loop=loop,
-            host=self._config.host,
-            port=self._config.port,
-            username=self._config.username,
-            secret=self._secret.get_secret_value(),
-            ping_delay=10**9,
-            reconnect_timeout=10**9,
-            log=_QuietLog(),
+        session, lost = await open_session(
+            self._config.host,
+            self._config.port,
+            self._config.username,
+            self._secret,
+            timeout=CONNECT_TIMEOUT,
+            protocol=lambda: _FilteringProtocol(self._variables, self._count_dropped),
+            on_event=self._on_event,
         )
-        session.register_event("*", self._on_event)
         self._session = session
-        transport, protocol = await asyncio.wait_for(
-            loop.create_connection(
-                lambda: _FilteringProtocol(self._variables, self._count_dropped),
-                self._config.host,
-                self._config.port,
-            ),
-            _CONNECT_TIMEOUT,
-        )
-        connected: asyncio.Future[tuple[Any, Any]] = loop.create_future()
-        connected.set_result((transport, protocol))
-        session.connection_made(connected)  # wires the protocol and sends Login
-        login = session.authenticated_future
-        response = await asyncio.wait_for(_shielded(login, lost), _CONNECT_TIMEOUT)
-        if not response.success:
-            raise AmiLoginFailed(f"login refused: {response.get('Message', '')}")
         self.sessions += 1
         bound.info("ami.connected", session=self.sessions)
         await self._resync(session, lost)
@@ -163,7 +143,7 @@ class AmiClient:
         """Ask which channels are live: calls that began or ended while we were away."""
         requested_at = time.time()
         action = session.send_action({"Action": "CoreShowChannels"})
-        messages = await asyncio.wait_for(_shielded(action, lost), _ACTION_TIMEOUT)
+        messages = await asyncio.wait_for(_shielded(action, lost), ACTION_TIMEOUT)
         if not isinstance(messages, list):
             messages = [messages]
         recordings = await self._recordings_of(session, live_channel_names(messages), lost)
@@ -176,7 +156,7 @@ class AmiClient:
         A PBX without app_queue answers with an error: its agents' states stay unknown.
         """
         action = session.send_action({"Action": "QueueStatus"})
-        messages = await asyncio.wait_for(_shielded(action, lost), _ACTION_TIMEOUT)
+        messages = await asyncio.wait_for(_shielded(action, lost), ACTION_TIMEOUT)
         if not isinstance(messages, list):
             messages = [messages]
         if messages and messages[0].get("Response") == "Error":
@@ -194,7 +174,7 @@ class AmiClient:
             action = session.send_action(
                 {"Action": "Getvar", "Channel": channel, "Variable": "MIXMONITOR_FILENAME"}
             )
-            response = await asyncio.wait_for(_shielded(action, lost), _ACTION_TIMEOUT)
+            response = await asyncio.wait_for(_shielded(action, lost), ACTION_TIMEOUT)
             # panoramisk drops an empty last header: no Value means the variable is unset.
             return channel, str(response.get("Value", "")) if response.success else ""
 
@@ -231,6 +211,53 @@ class AmiClient:
 
     async def close(self) -> None:
         self._close()
+
+
+async def open_session(
+    host: str,
+    port: int,
+    username: str,
+    secret: SecretStr,
+    *,
+    timeout: float,
+    protocol: Callable[[], AMIProtocol] = AMIProtocol,
+    on_event: Callable[[object, Any], None] | None = None,
+) -> tuple[_Session, asyncio.Future[str]]:
+    """Connect and log in; the session and a future that completes when it is lost.
+
+    Raises:
+        OSError, TimeoutError: the PBX could not be reached in time.
+        AmiLoginFailed: the PBX refused the login.
+    """
+    loop = asyncio.get_running_loop()
+    lost: asyncio.Future[str] = loop.create_future()
+    session = _Session(
+        lost,
+        loop=loop,
+        host=host,
+        port=port,
+        username=username,
+        secret=secret.get_secret_value(),
+        ping_delay=10**9,
+        reconnect_timeout=10**9,
+        log=_QuietLog(),
+    )
+    if on_event is not None:
+        session.register_event("*", on_event)
+    try:
+        transport, connected_protocol = await asyncio.wait_for(
+            loop.create_connection(protocol, host, port), timeout
+        )
+        connected: asyncio.Future[tuple[Any, Any]] = loop.create_future()
+        connected.set_result((transport, connected_protocol))
+        session.connection_made(connected)  # wires the protocol and sends Login
+        response = await asyncio.wait_for(_shielded(session.authenticated_future, lost), timeout)
+        if not response.success:
+            raise AmiLoginFailed(f"login refused: {response.get('Message', '')}")
+    except BaseException:
+        session.close()
+        raise
+    return session, lost
 
 
 async def _shielded(action: asyncio.Future[Any], lost: asyncio.Future[str]) -> Any:

@@ -335,9 +335,11 @@ def _attendedtransfer(pbx: str, m: Message, at: float) -> ev.CallTransferred:
         uniqueid=_text(m, "TransfereeUniqueid") or _required(m, "OrigTransfererUniqueid"),
         linkedid=_text(m, "TransfereeLinkedid") or _required(m, "OrigTransfererLinkedid"),
         kind="attended",
-        target=_text(m, "TransferTargetChannel") or _text(m, "SecondTransfererChannel"),
+        # The far end: a channel when DestType is Bridge, a Local pair's far half when it is
+        # Link; absent for some (App, Threeway). Never the second transferer: that is the agent.
+        target=_text(m, "TransferTargetChannel") or _text(m, "LocalTwoChannel") or _text(m, "DestApp"),
         transferer_channel=_text(m, "OrigTransfererChannel"),
-        target_channel=_text(m, "TransferTargetChannel"),
+        target_channel=_text(m, "TransferTargetChannel") or _text(m, "LocalTwoChannel"),
     )
 
 

@@ -392,11 +392,15 @@ class CallTracker:
             state.transfer_untold = True
             return []
         # Attended: the caller is now with the colleague the agent consulted, who got no
-        # AgentConnect of their own.
-        target = self._agents.agent_for(event.pbx, interface_of(event.target_channel or event.target))
+        # AgentConnect of their own: the target channel's agent, else the one consulted last.
+        target = (
+            self._agents.agent_for(event.pbx, interface_of(event.target_channel))
+            if event.target_channel
+            else None
+        )
+        if target in (None, from_agent):
+            target = next(reversed(state.consulted), None)
         leg = state.consulted.get(target) if target is not None else None
-        if target is None and state.consulted:
-            target, leg = next(reversed(state.consulted.items()))
         transfer = Transfer(
             kind=TransferKind.ATTENDED,
             at=event.at,

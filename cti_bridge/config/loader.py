@@ -126,6 +126,11 @@ def _unreadable_secrets(config: Config) -> list[tuple[KeyPath, str]]:
     refs: list[tuple[KeyPath, SecretRef]] = [
         (("pbxs", i, "secret"), pbx.secret) for i, pbx in enumerate(config.pbxs)
     ]
+    refs += [
+        (("pbxs", i, "originate", "secret"), pbx.originate.secret)
+        for i, pbx in enumerate(config.pbxs)
+        if pbx.originate is not None
+    ]
     if config.mqtt.password is not None:
         refs.append((("mqtt", "password"), config.mqtt.password))
     if config.crm is not None and config.crm.enabled:

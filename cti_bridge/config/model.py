@@ -85,6 +85,29 @@ class PathMapping(_Section):
     local: Path = Field(description="Same directory as mounted on this host.")
 
 
+class OriginateConfig(_Section):
+    """Click-to-dial: the daemon rings the agent's phone, then dials the customer from it.
+
+    A separate AMI account with `write = originate` (asterisk/manager.conf, [cti-bridge-dial]):
+    the daemon's own account stays read-only.
+    """
+
+    username: str = Field(description="The AMI account allowed to Originate.")
+    secret: SecretSource
+    context: str = Field("from-internal", description="Dialplan context the customer's number is dialled in.")
+    dial_prefix: str = Field(
+        "", pattern=r"^[0-9*#]*$", description="Digits put before the number, e.g. 9 for an outside line."
+    )
+    number_format: Literal["digits", "e164", "national"] = Field(
+        "digits",
+        description="How the number is dialled: digits (E.164 without +, e.g. 8613800138000), e164 "
+        "(+8613800138000) or national (013800138000).",
+    )
+    ring_timeout: Duration = Field(
+        timedelta(seconds=30), description="How long the agent's phone rings before the attempt is dropped."
+    )
+
+
 class PbxConfig(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Short unique name of this PBX.")
     host: str = "127.0.0.1"
@@ -112,6 +135,7 @@ class PbxConfig(_Section):
         description="Channel variables the dialplan sets to the caller's IVR choice, e.g. IVR_CHOICE; "
         "ticket rules match them by name under `when.ivr`.",
     )
+    originate: OriginateConfig | None = Field(None, description="Click-to-dial; off when absent.")
     ticket_variable: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = Field(
         "CTI_TICKET",
         description="Channel variable naming the ticket a call belongs to (set by click-to-dial, or "
@@ -130,6 +154,11 @@ class AgentConfig(_Section):
         None, description="Shortcut: any TECH/<extension> interface belongs to this agent."
     )
     pbx: str | None = Field(None, description="Restrict the mapping to one PBX by name.")
+    phone: str | None = Field(
+        None,
+        description="The device click-to-dial rings first, e.g. PJSIP/1001 (default: the first interface, "
+        "else PJSIP/<extension>).",
+    )
     skills: list[str] = Field(default_factory=list)
     team: str | None = None
 

@@ -127,6 +127,8 @@ async def meta(ctx: Ctx, who: Caller) -> dict[str, Any]:
             if who.sees_agents is None or a.id in who.sees_agents
         ],
         "teams": [{"name": t.name, "label": t.label, "supervisor": t.supervisor} for t in ctx.config.teams],
+        # Click-to-dial is offered to agents when a PBX may originate (pbxs[].originate).
+        "can_dial": who.agent_id is not None and ctx.dialer is not None and ctx.dialer.enabled,
     }
 
 

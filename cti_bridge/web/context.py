@@ -19,6 +19,8 @@ from fastapi import Path as PathParam
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from cti_bridge.calls.model import Call
+from cti_bridge.calls.presence import AgentState
+from cti_bridge.click_to_dial import ClickToDial
 from cti_bridge.config import Config
 from cti_bridge.screenpop.outputs import Publisher
 from cti_bridge.store import Store
@@ -45,6 +47,7 @@ class Health:
     mqtt_connected: Callable[[], bool] = lambda: False
     pbx_connected: Callable[[], dict[str, bool]] = dict
     live_calls: Callable[[], Sequence[Call]] = tuple
+    agent_states: Callable[[], Sequence[AgentState]] = tuple
 
 
 @dataclass(slots=True, kw_only=True)
@@ -58,6 +61,7 @@ class WebContext:
     attachments_folder: Path
     health: Health = field(default_factory=Health)
     logins: LoginThrottle = field(default_factory=LoginThrottle)
+    dialer: ClickToDial | None = None  # None: click-to-dial is not configured
     clock: Callable[[], float] = time.time
     sla_policy: SlaPolicy = field(init=False)  # the config's, made once
 

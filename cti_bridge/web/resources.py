@@ -19,6 +19,7 @@ from cti_bridge.tickets.kpi import Period, business_zone, compute_kpis, sla_now
 from cti_bridge.tickets.sla import SlaState
 from cti_bridge.web import schemas as s
 from cti_bridge.web.context import Caller, Ctx, RowId, Supervisor, not_found, scope_of
+from cti_bridge.web.tickets import place_call
 
 router = APIRouter(prefix="/api")
 
@@ -49,6 +50,29 @@ async def customer_by_phone(
         return [await customer(found.id, ctx, who)]
     except HTTPException:  # theirs, but not one of this agent's team's customers
         return []
+
+
+@router.post(
+    "/customers/{customer_id}/dial",
+    response_model=s.DialResult,
+    status_code=status.HTTP_202_ACCEPTED,
+    tags=["customers"],
+    summary="Call the customer from the agent's phone (click-to-dial)",
+    responses={
+        403: {"description": "The caller is not an agent (no phone to ring)."},
+        404: {"description": "No such customer, or not one this agent may see."},
+        409: {"description": "Click-to-dial is not configured, or the number cannot be dialled."},
+        502: {"description": "The PBX refused the call or could not be reached."},
+    },
+)
+async def dial_customer(customer_id: RowId, body: s.DialRequest, ctx: Ctx, who: Caller) -> s.DialResult:
+    found = await browse.customer(ctx.store.database, scope_of(who), customer_id)
+    if found is None:
+        raise not_found("customer")
+    phones = list(found.get("phones") or [])
+    if body.phone and to_e164(body.phone, ctx.config.phone.default_region) not in phones:
+        raise HTTPException(status.HTTP_409_CONFLICT, "not one of this customer's numbers")
+    return await place_call(ctx, who, body.phone or (phones[0] if phones else None), None)
 
 
 # -- calls ---------------------------------------------------------------------------------
@@ -100,6 +124,18 @@ async def live_calls(ctx: Ctx, who: Caller) -> s.LiveCalls:
         ],
         queues=queues,
         agents_on_call=sorted({c.agent_id for c in calls if c.agent_id and c.answered_at is not None}),
+        agents=[
+            s.AgentStateOut(
+                agent_id=a.agent_id,
+                status=a.status.value,
+                queues=[m.queue for m in a.queues],
+                paused_in=[m.queue for m in a.queues if m.paused],
+                reason=a.pause_reason,
+                since=a.since,
+            )
+            for a in ctx.health.agent_states()
+            if who.sees_agents is None or a.agent_id in who.sees_agents
+        ],
     )
 
 

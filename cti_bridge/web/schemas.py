@@ -250,10 +250,40 @@ class CallOut(_Open):
     ticket: str | None
 
 
+class AgentStateOut(BaseModel):
+    agent_id: str
+    status: Literal["logged_in", "paused", "logged_out"] = Field(
+        description="As the PBX's queues say: a member of a queue, paused in all of them, or in none."
+    )
+    queues: list[str]
+    paused_in: list[str] = Field(description="The queues the agent is paused in.")
+    reason: str = Field(description="Why paused, if the phone or the PBX said.")
+    since: float = Field(description="When the status last changed.")
+
+
 class LiveCalls(BaseModel):
     calls: list[CallOut]
     queues: dict[str, dict[str, int]] = Field(description="Queue -> waiting and talking calls now.")
     agents_on_call: list[str]
+    agents: list[AgentStateOut] = Field(
+        default_factory=list, description="Agents the queues know of; none when the PBX uses no queue logins."
+    )
+
+
+class DialRequest(_Body):
+    phone: str | None = Field(
+        None,
+        max_length=40,
+        description="The number to call; default: the ticket's caller (or the customer's first).",
+    )
+
+
+class DialResult(BaseModel):
+    status: Literal["dialing"] = "dialing"
+    agent_id: str = Field(description="Whose phone rings first.")
+    device: str
+    pbx: str
+    ticket: str | None = Field(description="The ticket the call will be attached to, when dialled from one.")
 
 
 class RecordingOut(_Open):

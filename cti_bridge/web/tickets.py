@@ -13,6 +13,8 @@ import structlog
 from fastapi import APIRouter, HTTPException, Query, UploadFile, status
 from fastapi.responses import FileResponse
 
+from cti_bridge.ami.originate import DialRefused
+from cti_bridge.click_to_dial import DialError
 from cti_bridge.screenpop.payload import ticket_message
 from cti_bridge.store import browse
 from cti_bridge.store.attachments import AttachmentError, attachments_of
@@ -100,6 +102,39 @@ async def comment(number: Number, body: s.CommentRequest, ctx: Ctx, who: Caller)
     ticket = await _visible(ctx, who, number)
     visibility = w.Visibility.CUSTOMER if body.customer_visible else w.Visibility.INTERNAL
     return await _apply(ctx, who, number, ticket.id, [w.AddComment(text=body.text, visibility=visibility)])
+
+
+@router.post(
+    "/tickets/{number}/dial",
+    response_model=s.DialResult,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Call the ticket's customer from the agent's phone (click-to-dial)",
+    responses={
+        403: {"description": "The caller is not an agent (no phone to ring)."},
+        409: {"description": "Click-to-dial is not configured, or the number cannot be dialled."},
+        502: {"description": "The PBX refused the call or could not be reached."},
+    },
+)
+async def dial_ticket(number: Number, body: s.DialRequest, ctx: Ctx, who: Caller) -> s.DialResult:
+    ticket = await _visible(ctx, who, number)
+    phone = body.phone or (await ctx.store.get_ticket(ticket.id)).caller_number
+    return await place_call(ctx, who, phone, number)
+
+
+async def place_call(ctx: WebContext, who: Principal, phone: str | None, ticket: str | None) -> s.DialResult:
+    """Ring the agent's phone, then the customer (see cti_bridge.click_to_dial)."""
+    if who.agent_id is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only agents dial: supervisors have no phone here")
+    if ctx.dialer is None or not ctx.dialer.enabled:
+        raise HTTPException(status.HTTP_409_CONFLICT, "click-to-dial is not configured (pbxs[].originate)")
+    try:
+        placed = await ctx.dialer.dial(agent_id=who.agent_id, phone=phone, ticket=ticket)
+    except DialError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except DialRefused as exc:
+        log.warning("dial.refused", agent=who.agent_id, ticket=ticket, error=str(exc))
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc)) from None
+    return s.DialResult(agent_id=placed.agent_id, device=placed.device, pbx=placed.pbx, ticket=placed.ticket)
 
 
 @router.get(

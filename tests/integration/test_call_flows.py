@@ -16,17 +16,22 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 
 from cti_bridge.app import Daemon
 from cti_bridge.config import Config
+from cti_bridge.store import users
+from cti_bridge.web.auth import digest, new_token
 from tests.support.helpers import MqttInbox, until
 from tests.support.sandbox import AmiDriver, AsteriskSandbox, Mosquitto
 
 pytestmark = pytest.mark.integration
 
 _numbers = itertools.count(1)
+# The click-to-dial account of asterisk/sandbox/etc/manager.conf: write = originate, nothing else.
+DIAL_USER, DIAL_SECRET = "cti-bridge-dial", "sandbox-dial-secret"
 
 
 def number() -> str:
@@ -44,6 +49,14 @@ class Flows:
     daemon: Daemon
     inbox: MqttInbox
     config: Config
+    tokens: dict[str, str]
+
+    async def api(self, agent: str, method: str, path: str, body: Any = None) -> httpx.Response:
+        assert self.daemon.web_url is not None
+        async with httpx.AsyncClient(base_url=self.daemon.web_url) as client:
+            return await client.request(
+                method, path, json=body, headers={"Authorization": f"Bearer {self.tokens[agent]}"}
+            )
 
     @property
     def store(self) -> Any:
@@ -78,6 +91,7 @@ async def flows(
     prefix = f"flows-{uuid.uuid4().hex[:8]}"
     db = tmp_path_factory.mktemp("flows") / "cti.db"
     os.environ["SANDBOX_AMI_SECRET"] = asterisk.ami_secret
+    os.environ["SANDBOX_DIAL_SECRET"] = DIAL_SECRET
     config = Config.model_validate(
         {
             "pbxs": [
@@ -89,6 +103,12 @@ async def flows(
                     "ping_interval": "2s",
                     "reconnect": {"initial_delay": "0.2s", "max_delay": "1s"},
                     "inbound_contexts": ["from-pstn"],
+                    "originate": {
+                        "username": DIAL_USER,
+                        "secret": {"env": "SANDBOX_DIAL_SECRET"},
+                        "context": "from-internal",
+                        "dial_prefix": "9",
+                    },
                     "recording_paths": [
                         {"pbx": "/var/spool/asterisk/monitor", "local": str(asterisk.monitor_dir)}
                     ],
@@ -99,6 +119,7 @@ async def flows(
                     "id": f"agent{n}",
                     "name": f"Agent {n}",
                     "interfaces": [f"Local/agent{n}@agents", f"Local/agent{n}@phones"],
+                    "phone": f"Local/agent{n}@phones",
                 }
                 for n in (1, 2, 3, 4, 5, 9)
             ],
@@ -114,12 +135,23 @@ async def flows(
             },
             "mqtt": {"port": mosquitto.port, "topic_prefix": prefix},
             "store": {"url": f"sqlite:///{db}"},
-            "web": {"enabled": False},
+            "web": {"port": 0},
         }
     )
     async with MqttInbox(mosquitto.port, prefix) as inbox, Daemon(config) as daemon:
         await asyncio.wait_for(daemon.ami[0].connected.wait(), 10)
-        yield Flows(daemon, inbox, config)
+        assert daemon.store is not None
+        tokens = {}
+        for agent in ("agent1", "agent2"):
+            await users.add_user(
+                daemon.store.database, agent, role="agent", agent_id=agent, password_hash=None, at=time.time()
+            )
+            token = new_token()
+            await users.add_token(
+                daemon.store.database, agent, label="tests", token_hash=digest(token), at=time.time()
+            )
+            tokens[agent] = token
+        yield Flows(daemon, inbox, config, tokens)
 
 
 async def _talking_to_agent4(driver: AmiDriver, phone: str, name: str) -> dict[str, Any]:
@@ -365,3 +397,118 @@ async def test_a_call_cut_by_an_asterisk_crash_is_closed_once_as_interrupted(flo
         assert ends[0]["data"]["agent_id"] == "agent3"
     finally:
         await ami_driver.wait_logged_in(30)
+
+
+# -- click-to-dial ---------------------------------------------------------------------------
+
+
+async def test_click_to_dial_rings_the_agent_then_the_customer_and_joins_the_ticket(flows, ami_driver):
+    first, other = number(), number()
+    await ami_driver.originate("4001", first, "Asks For A Call")  # agent1 answers: their ticket
+    ticket = await flows.ended(first)
+    assert ticket["assignee"] == "agent1"
+    # Dialled from that ticket, to another of the customer's numbers: the call joins the ticket
+    # it was placed from (its CTI_TICKET variable), not the other number's.
+    answer = await flows.api("agent1", "POST", f"/api/tickets/{ticket['number']}/dial", {"phone": other})
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["device"] == "Local/agent1@phones" and answer.json()["ticket"] == ticket["number"]
+    await until(lambda: ("agent1", "answered", None) in flows.pops(other), 20, "the customer answers")
+    await ami_driver.hangup_all()
+    detail = await flows.ended(first, calls=2)
+    dialled = detail["calls"][1]
+    assert (dialled["direction"], dialled["placed_by"], dialled["caller_number"]) == (
+        "outbound",
+        "agent1",
+        other,
+    )
+    assert dialled["outcome"] == "answered" and dialled["agent_id"] == "agent1"
+    assert await flows.tickets_of(other) == []
+
+
+async def test_click_to_dial_refuses_what_it_cannot_do(flows, ami_driver):
+    ghost = await flows.api("agent1", "POST", "/api/tickets/T-999999/dial", {})
+    assert ghost.status_code == 404
+    bad = await flows.api("agent1", "POST", "/api/customers/999999/dial", {"phone": "+14155550000"})
+    assert bad.status_code == 404
+    phone = number()
+    await ami_driver.originate("4001", phone, "Bad Number Later")
+    ticket = await flows.ended(phone)
+    junk = await flows.api("agent1", "POST", f"/api/tickets/{ticket['number']}/dial", {"phone": "12"})
+    assert junk.status_code == 409 and "can be dialled" in junk.json()["detail"]
+    # Another agent's ticket is not theirs to call from.
+    theirs = await flows.api("agent2", "POST", f"/api/tickets/{ticket['number']}/dial", {})
+    assert theirs.status_code == 404
+
+
+async def test_the_dialling_account_can_only_originate(asterisk):
+    dialling = AmiDriver(asterisk.ami_host, asterisk.ami_port, DIAL_USER, DIAL_SECRET)
+    await dialling.connect()
+    try:
+        for action in (
+            {"Action": "Hangup", "Channel": "/.*/"},
+            {"Action": "Command", "Command": "core show uptime"},
+        ):
+            response = await dialling.send(action)
+            assert (response.get("Response"), response.get("Message")) == ("Error", "Permission denied")
+        await asyncio.sleep(0.5)
+        assert [e.get("Event") for e in dialling.log.events] == [], "it reads no events"
+    finally:
+        await dialling.close()
+
+
+# -- agent states ----------------------------------------------------------------------------
+
+
+async def test_paused_and_logged_out_agents_get_no_callbacks(flows, ami_driver):
+
+    def state_of(agent: str) -> str | None:
+        bodies = flows.inbox.topic(f"agents/{agent}/state")
+        return bodies[-1]["status"] if bodies else None
+
+    # agent3 logs in to support and pauses for lunch; everyone else but agent5 pauses everywhere.
+    await ami_driver.send_first(
+        {
+            "Action": "QueueAdd",
+            "Queue": "support",
+            "Interface": "Local/agent3@agents",
+            "MemberName": "Agent Three",
+        }
+    )
+    paused = ["agent1", "agent2", "agent3", "agent4", "agent9"]
+    try:
+        for agent in paused:
+            await ami_driver.send_first(
+                {
+                    "Action": "QueuePause",
+                    "Interface": f"Local/{agent}@agents",
+                    "Paused": "true",
+                    "Reason": "lunch",
+                }
+            )
+        await until(lambda: all(state_of(a) == "paused" for a in paused), 10, "the pauses seen")
+        lunch = flows.inbox.topic("agents/agent3/state")[-1]
+        assert lunch["queues"] == [{"queue": "support", "paused": True, "reason": "lunch"}]
+        live = (await flows.api("agent1", "GET", "/api/calls/live")).json()
+        states = {a["agent_id"]: a["status"] for a in live["agents"]}
+        assert states.get("agent1") == "paused"  # an agent sees their team's: here, their own
+        phone = number()
+        await ami_driver.originate("4003", phone, "Nobody Free", caller_exten="hangup-after-3")
+        ticket = await until(lambda: _assigned(flows, phone), 30, "the abandoned call's callback dispatched")
+        assert ticket["assignee"] == "agent5", ticket["history"]
+    finally:
+        for agent in paused:
+            await ami_driver.send_first(
+                {"Action": "QueuePause", "Interface": f"Local/{agent}@agents", "Paused": "false"}
+            )
+        await ami_driver.send_first(
+            {"Action": "QueueRemove", "Queue": "support", "Interface": "Local/agent3@agents"}
+        )
+    await until(lambda: state_of("agent3") == "logged_out", 10, "agent3 logged out")
+    await until(lambda: state_of("agent1") == "logged_in", 10, "agent1 back")
+
+
+async def _assigned(flows: Flows, phone: str) -> dict[str, Any] | None:
+    tickets = await flows.tickets_of(phone)
+    if len(tickets) != 1 or not tickets[0]["assignee"]:
+        return None
+    return tickets[0]

@@ -14,6 +14,7 @@ const SLA_EVERY_MS = 30000;
 
 const liveCalls = document.getElementById("live-calls");
 const queues = document.getElementById("queues");
+const agentStates = document.getElementById("agent-states");
 const slaWatch = document.getElementById("sla-watch");
 const period = document.getElementById("period");
 const kpiError = document.getElementById("kpi-error");
@@ -58,6 +59,26 @@ function ticketLink(number) {
 
 // -- calls and queues -------------------------------------------------------------------------
 
+/** Each agent as the PBX's queues know them: logged in, paused (and why), logged out; on a call. */
+function drawAgentStates(agents, onCall) {
+  fill(
+    agentStates,
+    agents.length
+      ? agents.map((agent) => {
+          const state = onCall.has(agent.agent_id) ? "on_call" : agent.status;
+          return h(
+            "li",
+            { class: `agent-state agent-${state}`, dataset: { agent: agent.agent_id, state } },
+            h("span", { class: "agent-name" }, agentName(agent.agent_id)),
+            h("span", { class: `badge state-${state}` }, t(`agentState.${state}`)),
+            agent.reason ? h("span", { class: "muted" }, agent.reason) : null,
+            agent.queues.length ? h("span", { class: "muted" }, agent.queues.join(", ")) : null,
+          );
+        })
+      : h("li", { class: "muted" }, t("sup.noAgentStates")),
+  );
+}
+
 async function loadLive() {
   try {
     lastLive = await api("/api/calls/live");
@@ -69,7 +90,8 @@ async function loadLive() {
 
 function drawLive() {
   if (!lastLive) return;
-  const { calls, queues: byQueue, agents_on_call: onCall } = lastLive;
+  const { calls, queues: byQueue, agents_on_call: onCall, agents = [] } = lastLive;
+  drawAgentStates(agents, new Set(onCall));
   document.getElementById("live-count").textContent = String(calls.length);
   document.getElementById("agents-on-call").textContent = onCall.length
     ? t("sup.agentsOnCall", { list: onCall.map(agentName).join(", ") })
@@ -402,6 +424,7 @@ async function main() {
     sla: onSla,
     notifications: notify,
     callbacks: () => loadLiveSoon(),
+    state: () => loadLiveSoon(), // an agent logged in or out of a queue, paused or unpaused
     lagged: () => {
       toast({ title: t("toast.lagged") });
       resync();

@@ -309,6 +309,21 @@ export class TicketView {
         parts.push(this.actionButton(action, () => ({}), action === "start" || action === "resume"));
       }
     }
+    if (getMeta().can_dial && detail.caller_number && detail.status !== "closed") {
+      parts.push(
+        h(
+          "button",
+          {
+            type: "button",
+            class: "btn btn-call",
+            "data-testid": "dial",
+            title: t("ticket.dialHint", { number: detail.caller_number }),
+            onclick: () => this.dial(),
+          },
+          t("ticket.dial"),
+        ),
+      );
+    }
     const reasonInput = h("input", {
       name: "reason",
       class: "reason",
@@ -318,6 +333,17 @@ export class TicketView {
       value: reason,
     });
     fill(this.actions, parts, reasonInput);
+  }
+
+  /** Click-to-dial: the agent's phone rings, then the customer's; the call joins this ticket. */
+  async dial() {
+    const number = this.detail.number;
+    try {
+      await api(`/api/tickets/${encodeURIComponent(number)}/dial`, { method: "POST", body: {} });
+      this.showNotice(t("ticket.dialing", { number: this.detail.caller_number }));
+    } catch (error) {
+      this.showError(error.message);
+    }
   }
 
   actionButton(action, extra, primary = false) {
