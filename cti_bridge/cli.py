@@ -399,8 +399,14 @@ def _show_ticket(args: argparse.Namespace) -> int:
 def _search_tickets(args: argparse.Namespace) -> int:
     config = load_config(args.config, check_secrets=False)
 
+    from cti_bridge.tickets.categories import CategoryTree
+
+    tree = CategoryTree.from_config(config.tickets.categories)
     hits = _on_store(
-        config, lambda store: store.search(args.query, region=config.phone.default_region, limit=args.limit)
+        config,
+        lambda store: store.search(
+            args.query, region=config.phone.default_region, limit=args.limit, categories=tree
+        ),
     )
     if args.json:
         print(json.dumps([dataclasses.asdict(h) for h in hits], ensure_ascii=False, indent=2))
