@@ -150,10 +150,12 @@ async def show_pops(port: int, stop: asyncio.Event) -> None:
             if topic.endswith("/screenpop"):
                 pop = json.loads(body)
                 latency = (time.time() - datetime.fromisoformat(pop["event_at"]).timestamp()) * 1000
-                customer = pop["customer"]["name"] if pop["customer"] else "unknown caller"
+                # The name the pop shows: the customer record's, else the caller ID's.
+                who = pop["caller"]["name"] or "name unknown"
+                known = "customer" if pop["customer"] else "not a customer"
                 print(
                     f"   screen-pop -> {pop['agent_id']:<7} {pop['event']:<9} "
-                    f"{pop['ticket']['number']} {pop['call']['caller_number']} ({customer}) "
+                    f"{pop['ticket']['number']} {pop['call']['caller_number']} ({who}, {known}) "
                     f"history: {len(pop['recent_tickets'])} ticket(s)  [{latency:.0f} ms]",
                     flush=True,
                 )

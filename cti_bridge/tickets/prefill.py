@@ -41,8 +41,31 @@ def prefill(
         caller_name=call.caller_name,
         did=call.did,
         queue=call.queue,
-        fields={name: found.value for name, found in decision.fields.items()},
+        fields={**_contact(call, caller_e164, customer), **{n: f.value for n, f in decision.fields.items()}},
     )
+
+
+# The standard fields' limits (tickets.fields.STANDARD_FIELDS): a caller ID name is the PBX's
+# text, and a long one must not make a ticket the form could not save again.
+_NAME_MAX = 100
+
+
+def _contact(call: Call, caller_e164: str | None, customer: Customer | None) -> dict[str, str]:
+    """The ticket form's customer name, contact phone and email, from what the call tells.
+
+    The customer record's name wins over the caller ID's (CallerIDName is whatever the line
+    sends); the phone is the number that called, as E.164 (a number that could not be read
+    is left out: the phone field holds E.164 only).
+    """
+    known: dict[str, str] = {}
+    name = (customer.name if customer else None) or call.caller_name
+    if name and name.strip():
+        known["customer_name"] = name.strip()[:_NAME_MAX]
+    if caller_e164:
+        known["contact_phone"] = caller_e164
+    if customer is not None and customer.email:
+        known["contact_email"] = customer.email
+    return known
 
 
 def _description(call: Call, caller_e164: str | None, customer: Customer | None) -> str:

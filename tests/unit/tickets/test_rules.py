@@ -192,7 +192,8 @@ def test_prefill_uses_the_ivr_choice_and_leaves_text_rules_for_later():
     # "Customer" is in the prefilled subject, yet the text rule did not fire: nobody spoke yet.
     assert (new.category, new.priority, new.rule) == ("账务/退款", "P3", "ivr-refund")
     assert new.rule_reason == 'rule "ivr-refund": IVR main=2'
-    assert new.fields == {}
+    # What the call itself tells; no rule extracted anything.
+    assert new.fields == {"customer_name": "Customer Zhang", "contact_phone": "+8613800138000"}
 
 
 REVISION_RULES = rules(
