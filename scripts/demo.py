@@ -22,12 +22,14 @@ import shutil
 import signal
 import socket
 import sys
+import textwrap
 import time
 import urllib.request
 from datetime import datetime
 from pathlib import Path
 
 import aiomqtt
+import yaml
 from panoramisk import Manager
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,9 +85,18 @@ def say(text: str) -> None:
     print(f"\n\033[1m== {text}\033[0m", flush=True)
 
 
+def example_categories() -> str:
+    """The shipped example's category tree, as YAML under `tickets:`: the demo's pages then show
+    three-level categories with their English labels, as a configured site would."""
+    example = yaml.safe_load((REPO / "config" / "cti-bridge.yaml").read_text(encoding="utf-8"))
+    tree = {"categories": example["tickets"]["categories"]}
+    return textwrap.indent(yaml.safe_dump(tree, allow_unicode=True, sort_keys=False), "  ").rstrip("\n")
+
+
 def write_config(mqtt_port: int, web_port: int) -> Path:
     pbx_root = Path(os.environ.get("CTI_PBX_ROOT", Path.home() / ".cache" / "cti-bridge" / "astroot"))
     config = WORK / "cti-bridge.yaml"
+    categories = example_categories()
     config.write_text(
         f"""\
 pbxs:
@@ -105,9 +116,10 @@ teams:
   - {{name: desk, label: 一线支持, supervisor: sue}}
 phone: {{default_region: CN}}
 tickets:
+{categories}
   rules:
     - {{name: support-queue, when: {{queue: [support]}}, category: 技术故障/网络问题/登录异常}}
-    - {{name: sales-queue, when: {{queue: [sales]}}, category: 业务咨询/产品咨询/价格, priority: P2}}
+    - {{name: sales-queue, when: {{queue: [sales]}}, category: 咨询/产品咨询/价格, priority: P2}}
 mqtt: {{port: {mqtt_port}, topic_prefix: demo}}
 store: {{url: "sqlite:///{WORK}/cti-bridge.db"}}
 web: {{host: 127.0.0.1, port: {web_port}}}
