@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import textwrap
 import time
 import unicodedata
 from collections.abc import Sequence
@@ -24,30 +25,104 @@ from cti_bridge.config import Config, ConfigError, load_config
 from cti_bridge.logs import configure_logging
 from cti_bridge.phone import to_e164
 
-DEFAULT_CONFIG = os.environ.get("CTI_BRIDGE_CONFIG", "/etc/cti-bridge/cti-bridge.yaml")
+CONFIG_ENV = "CTI_BRIDGE_CONFIG"
+SHIPPED_CONFIG = "/etc/cti-bridge/cti-bridge.yaml"
+# What a shell reports for a command whose reader went away (128 + SIGPIPE), as `yes | head` does.
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+
+
+def default_config_path() -> str:
+    """-c's default: $CTI_BRIDGE_CONFIG, else /etc/cti-bridge/cti-bridge.yaml."""
+    return os.environ.get(CONFIG_ENV) or SHIPPED_CONFIG
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
-    if not hasattr(args, "handler"):
-        parser.print_help()
-        return 2
     try:
+        args = parser.parse_args(argv)
+        if not hasattr(args, "handler"):
+            parser.print_help()
+            return 2
         return int(args.handler(args) or 0)
     except ConfigError as exc:
         print(f"cti-bridge: invalid configuration ({len(exc.problems)} problem(s)):", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
+        if any(not p.key and p.message.startswith("cannot read") for p in exc.problems):
+            print(
+                f"  (give the config file with -c FILE or ${CONFIG_ENV}; "
+                "config/cti-bridge.yaml in the source is a complete example)",
+                file=sys.stderr,
+            )
         return 2
+    except BrokenPipeError:
+        # `cti-bridge tickets list --json | head`: the reader has all it wanted. No traceback,
+        # and no second one when Python flushes stdout at exit: stdout goes to /dev/null.
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         return 130
 
 
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real file descriptor (stdout replaced, e.g. under a test)
+        pass
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("cti-bridge")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps help at spaces only: a path such as /etc/cti-bridge/cti-bridge.yaml stays whole."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return textwrap.fill(
+            " ".join(text.split()),
+            width,
+            initial_indent=indent,
+            subsequent_indent=indent,
+            break_on_hyphens=False,
+        )
+
+
+class _Parser(argparse.ArgumentParser):
+    """The parser of cti-bridge and of each of its commands (subparsers are made of this class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cti-bridge", description=__doc__)
+    default_config = default_config_path()
+    parser = _Parser(
+        prog="cti-bridge",
+        description=__doc__,
+        epilog=f"Every command that reads the config takes -c FILE (default: {default_config}, "
+        f"or ${CONFIG_ENV} when set). `cti-bridge COMMAND --help` tells more.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     config_arg = argparse.ArgumentParser(add_help=False)
-    config_arg.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="YAML config file")
+    config_arg.add_argument(
+        "-c",
+        "--config",
+        default=default_config,
+        metavar="FILE",
+        help=f"YAML config file (default: {default_config}; ${CONFIG_ENV} sets another default)",
+    )
     commands = parser.add_subparsers(title="commands")
 
     run = commands.add_parser("run", parents=[config_arg], help="run the daemon")
@@ -67,20 +142,22 @@ def _parser() -> argparse.ArgumentParser:
 
     tickets = commands.add_parser("tickets", help="see tickets").add_subparsers()
     listing = tickets.add_parser("list", parents=[config_arg], help="list recent tickets")
-    listing.add_argument("--json", action="store_true")
-    listing.add_argument("--status")
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    listing.add_argument("--status", help="only tickets in this status, e.g. new or in_progress")
+    listing.add_argument(
+        "--limit", type=int, default=50, help="most tickets shown, newest first (default 50)"
+    )
     listing.set_defaults(handler=_list_tickets)
     show = tickets.add_parser("show", parents=[config_arg], help="one ticket in full")
-    show.add_argument("number")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("number", help="ticket number, e.g. T-000123")
+    show.add_argument("--json", action="store_true", help="print JSON instead of text")
     show.set_defaults(handler=_show_ticket)
     search = tickets.add_parser(
         "search", parents=[config_arg], help="find tickets by number, phone, customer or any text"
     )
     search.add_argument("query", help="words (all must be found), a ticket number or a phone number")
-    search.add_argument("--limit", type=int, default=20)
-    search.add_argument("--json", action="store_true")
+    search.add_argument("--limit", type=int, default=20, help="most tickets shown (default 20)")
+    search.add_argument("--json", action="store_true", help="print JSON instead of text")
     search.set_defaults(handler=_search_tickets)
     _lifecycle_parsers(tickets, config_arg)
     attach = tickets.add_parser("attach", parents=[config_arg], help="attach a file (kept with its SHA-256)")
@@ -322,8 +399,14 @@ def _show_ticket(args: argparse.Namespace) -> int:
 def _search_tickets(args: argparse.Namespace) -> int:
     config = load_config(args.config, check_secrets=False)
 
+    from cti_bridge.tickets.categories import CategoryTree
+
+    tree = CategoryTree.from_config(config.tickets.categories)
     hits = _on_store(
-        config, lambda store: store.search(args.query, region=config.phone.default_region, limit=args.limit)
+        config,
+        lambda store: store.search(
+            args.query, region=config.phone.default_region, limit=args.limit, categories=tree
+        ),
     )
     if args.json:
         print(json.dumps([dataclasses.asdict(h) for h in hits], ensure_ascii=False, indent=2))

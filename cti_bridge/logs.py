@@ -36,28 +36,51 @@ def mask_phone_numbers(
 
 
 def configure_logging(config: LoggingConfig, stream: Any = None) -> None:
-    """Configure structlog (and stdlib logging, for libraries) once, at start-up."""
+    """Configure structlog, and stdlib logging for the libraries, once, at start-up.
+
+    Records of stdlib loggers (paho, aiomqtt, asyncio, uvicorn, Python warnings) go through
+    structlog's ProcessorFormatter: the same timestamp, level, masking and renderer as the
+    daemon's own lines, so a JSON log stays one JSON object per line whoever wrote it.
+    """
     stream = stream or sys.stderr
     level = getattr(logging, config.level.upper())
     console = config.format == "console" or (config.format == "auto" and stream.isatty())
-    processors: list[Any] = [
-        structlog.contextvars.merge_contextvars,
+    shared: list[Any] = [
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     if config.mask_numbers:
-        processors.append(mask_phone_numbers)
-    processors.append(structlog.processors.format_exc_info if not console else _identity)
+        shared.append(mask_phone_numbers)
+    tracebacks = structlog.processors.format_exc_info if not console else _identity
     renderer: Any = (
         structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer(ensure_ascii=False)
     )
     structlog.configure(
-        processors=[*processors, renderer],
+        processors=[structlog.contextvars.merge_contextvars, *shared, tracebacks, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=max(level, logging.WARNING), stream=stream, force=True)
+    formatter = structlog.stdlib.ProcessorFormatter(
+        # A library's record carries no event name of its own: its logger's name says who spoke.
+        foreign_pre_chain=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_logger_name,
+            *shared,
+        ],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, tracebacks, renderer],
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(handler)
+    # Libraries chat at INFO (uvicorn's start-up lines, paho's connects): only their warnings
+    # and errors are the daemon's business.
+    root.setLevel(max(level, logging.WARNING))
+    logging.captureWarnings(True)  # a DeprecationWarning printed by Python is a log line too
 
 
 def _identity(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

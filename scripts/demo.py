@@ -22,12 +22,14 @@ import shutil
 import signal
 import socket
 import sys
+import textwrap
 import time
 import urllib.request
 from datetime import datetime
 from pathlib import Path
 
 import aiomqtt
+import yaml
 from panoramisk import Manager
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,9 +85,18 @@ def say(text: str) -> None:
     print(f"\n\033[1m== {text}\033[0m", flush=True)
 
 
+def example_categories() -> str:
+    """The shipped example's category tree, as YAML under `tickets:`: the demo's pages then show
+    three-level categories with their English labels, as a configured site would."""
+    example = yaml.safe_load((REPO / "config" / "cti-bridge.yaml").read_text(encoding="utf-8"))
+    tree = {"categories": example["tickets"]["categories"]}
+    return textwrap.indent(yaml.safe_dump(tree, allow_unicode=True, sort_keys=False), "  ").rstrip("\n")
+
+
 def write_config(mqtt_port: int, web_port: int) -> Path:
     pbx_root = Path(os.environ.get("CTI_PBX_ROOT", Path.home() / ".cache" / "cti-bridge" / "astroot"))
     config = WORK / "cti-bridge.yaml"
+    categories = example_categories()
     config.write_text(
         f"""\
 pbxs:
@@ -105,9 +116,10 @@ teams:
   - {{name: desk, label: 一线支持, supervisor: sue}}
 phone: {{default_region: CN}}
 tickets:
+{categories}
   rules:
     - {{name: support-queue, when: {{queue: [support]}}, category: 技术故障/网络问题/登录异常}}
-    - {{name: sales-queue, when: {{queue: [sales]}}, category: 业务咨询/产品咨询/价格, priority: P2}}
+    - {{name: sales-queue, when: {{queue: [sales]}}, category: 咨询/产品咨询/价格, priority: P2}}
 mqtt: {{port: {mqtt_port}, topic_prefix: demo}}
 store: {{url: "sqlite:///{WORK}/cti-bridge.db"}}
 web: {{host: 127.0.0.1, port: {web_port}}}
@@ -150,10 +162,12 @@ async def show_pops(port: int, stop: asyncio.Event) -> None:
             if topic.endswith("/screenpop"):
                 pop = json.loads(body)
                 latency = (time.time() - datetime.fromisoformat(pop["event_at"]).timestamp()) * 1000
-                customer = pop["customer"]["name"] if pop["customer"] else "unknown caller"
+                # The name the pop shows: the customer record's, else the caller ID's.
+                who = pop["caller"]["name"] or "name unknown"
+                known = "customer" if pop["customer"] else "not a customer"
                 print(
                     f"   screen-pop -> {pop['agent_id']:<7} {pop['event']:<9} "
-                    f"{pop['ticket']['number']} {pop['call']['caller_number']} ({customer}) "
+                    f"{pop['ticket']['number']} {pop['call']['caller_number']} ({who}, {known}) "
                     f"history: {len(pop['recent_tickets'])} ticket(s)  [{latency:.0f} ms]",
                     flush=True,
                 )

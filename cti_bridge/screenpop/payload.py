@@ -195,6 +195,31 @@ class TransferInfo(_Payload):
 PopEvent = Literal["ringing", "dialing", "answered", "cancelled", "enriched"]
 
 
+class CallerInfo(_Payload):
+    """Who is calling, as far as cti-bridge knows: what a pop shows first."""
+
+    number: str | None = Field(description="E.164 when it could be normalised; None when withheld.")
+    name: str | None = Field(
+        description="The best name known: the customer record's, else the caller ID name "
+        "(CallerIDName), else the one the caller's ticket was opened with; None when none is known."
+    )
+    name_from: Literal["customer", "caller_id", "ticket"] | None = Field(
+        description="Where `name` comes from."
+    )
+
+    @classmethod
+    def of(cls, call: Call, caller_e164: str | None, ticket: Ticket, customer: Customer | None) -> CallerInfo:
+        # A repeat call may come without a caller ID name the first one had: the ticket keeps it.
+        for name, source in (
+            (customer.name if customer else None, "customer"),
+            (call.caller_name, "caller_id"),
+            (ticket.caller_name, "ticket"),
+        ):
+            if name and name.strip():
+                return cls(number=caller_e164 or call.caller_number, name=name.strip(), name_from=source)
+        return cls(number=caller_e164 or call.caller_number, name=None, name_from=None)
+
+
 class ScreenPop(_Payload):
     """Sent to one agent when their phone rings for a call (`ringing`), when they dial a customer
     (`dialing`), when they answer or the customer does (`answered`), when a pop is withdrawn
@@ -213,6 +238,7 @@ class ScreenPop(_Payload):
     event_at: str = Field(description="When the PBX reported the ring/answer.")
     sent_at: str = Field(description="When cti-bridge published this message.")
     ticket_created: bool = Field(description="True: a new ticket; False: the caller's open one.")
+    caller: CallerInfo
     call: CallInfo
     ticket: TicketInfo
     customer: CustomerInfo | None = Field(description="None when the number is not a customer.")
@@ -256,6 +282,7 @@ class CallbackNotice(_Payload):
     explanation: str = Field(description="Why this agent, as written in the ticket's history.")
     dispatched_at: str
     sent_at: str = Field(description="When cti-bridge published this message.")
+    caller: CallerInfo = Field(description="Whom to call back.")
     call: CallInfo = Field(description="The call to return.")
     ticket: TicketInfo
     customer: CustomerInfo | None = Field(description="None when the number is not a customer.")
@@ -283,6 +310,7 @@ def screen_pop(
         event_at=iso(event_at) or "",
         sent_at=iso(now) or "",
         ticket_created=created,
+        caller=CallerInfo.of(call, caller_e164, ticket, history.customer),
         call=CallInfo.of(call, caller_e164),
         ticket=TicketInfo.of(ticket),
         customer=CustomerInfo.of(history.customer) if history.customer else None,
@@ -315,6 +343,7 @@ def callback_message(
         explanation=explanation,
         dispatched_at=iso(dispatched_at) or "",
         sent_at=iso(now) or "",
+        caller=CallerInfo.of(call, caller_e164, ticket, customer),
         call=CallInfo.of(call, caller_e164),
         ticket=TicketInfo.of(ticket),
         customer=CustomerInfo.of(customer) if customer else None,

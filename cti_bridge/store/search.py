@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,11 +11,22 @@ import aiosqlite
 
 from cti_bridge.phone import to_e164
 from cti_bridge.store.database import Database
+from cti_bridge.tickets.categories import CategoryNode, CategoryTree
 
-# The columns of the ticket_search table (migration 003), in order, and their bm25 weights:
+# The columns of the ticket_search table (migration 012), in order, and their bm25 weights:
 # a word in the number or subject says more about the ticket than one in an hour of transcript.
-_COLUMNS = ("number", "subject", "description", "caller", "customer", "comments", "transcripts")
-_WEIGHTS = (10.0, 5.0, 2.0, 3.0, 3.0, 1.0, 1.0)
+_COLUMNS = (
+    "number",
+    "subject",
+    "description",
+    "caller",
+    "customer",
+    "category",
+    "fields",
+    "comments",
+    "transcripts",
+)
+_WEIGHTS = (10.0, 5.0, 2.0, 3.0, 3.0, 4.0, 4.0, 1.0, 1.0)
 # The trigram tokenizer's tokens are 3 characters: shorter terms never match through MATCH.
 _TRIGRAM = 3
 _PHONE_LIKE = re.compile(r"^\+?[\d\s\-().]+$")
@@ -29,7 +40,7 @@ class SearchHit:
     `rank` is FTS5's bm25 (lower is better) for a full-text hit, and None for an exact ticket
     number or phone match, which comes before every full-text hit. `matched` names where the
     query was found: "number" or "phone" for exact matches, else columns of the index
-    (number, subject, description, caller, customer, comments, transcripts).
+    (number, subject, description, caller, customer, category, fields, comments, transcripts).
     """
 
     number: str
@@ -47,18 +58,22 @@ async def search_tickets(
     region: str | None = None,
     limit: int = 20,
     highlight: tuple[str, str] = ("[", "]"),
+    categories: CategoryTree | None = None,
 ) -> list[SearchHit]:
-    """Find tickets by number, caller phone, customer, or any text of the ticket.
+    """Find tickets by number, caller phone, customer, category, or any text of the ticket.
 
     Terms separated by spaces must all be found (anywhere in the ticket); each term is matched
-    as a substring, so Chinese needs no word breaking.
+    as a substring, so Chinese needs no word breaking. A category is stored with its Chinese
+    labels; with `categories`, a term found in the tree's English labels or keys (`refund`,
+    `Login`) also finds the tickets filed under the paths it names.
 
     Args:
-        db: the store's database (migrated to 003 or later).
+        db: the store's database (migrated to 012 or later).
         query: what the user typed.
         region: ISO country for phone numbers typed without +, as in the config's phone section.
         limit: most hits returned.
         highlight: what goes before and after each match in a snippet.
+        categories: the configured tree, for its English labels and keys.
 
     Returns:
         Exact matches (newest first), then full-text hits, best first; no ticket twice.
@@ -69,7 +84,8 @@ async def search_tickets(
         return []
     hits = await _exact(db, query, region, limit, highlight)
     seen = {hit.number for hit in hits}
-    for hit in await _full_text(db, terms, limit + len(hits), highlight):
+    paths = {term: _category_paths(term, categories) for term in terms} if categories else {}
+    for hit in await _full_text(db, terms, limit + len(hits), highlight, paths):
         if len(hits) >= limit:
             break
         if hit.number not in seen:
@@ -129,8 +145,44 @@ def _phone(query: str, region: str | None) -> str | None:
     return to_e164(query, region or "ZZ")
 
 
+def _category_paths(term: str, tree: CategoryTree) -> tuple[str, ...]:
+    """The stored (Chinese) paths a term of the tree's English or keys names, shortest first.
+
+    `refund` names 账务问题/退款 (English "Refund") and, below it, paths that path already
+    covers: a phrase match on 账务问题/退款 finds them too, so only the highest is kept.
+    """
+    if len(term) < _TRIGRAM:
+        return ()  # "a" or "id" would name half the tree
+    folded = term.casefold()
+    found: list[str] = []
+    for above, node in _nodes(tree.roots, ()):
+        if folded in node.en.casefold() or folded in node.key.casefold():
+            path = "/".join(n.zh for n in (*above, node))
+            # A path shorter than a trigram cannot be looked up through MATCH (a 2-character 大类
+            # on its own): such a category is found by its Chinese label only.
+            if len(path) >= _TRIGRAM and not any(path.startswith(f"{p}/") for p in found):
+                found.append(path)
+    return tuple(found)
+
+
+def _nodes(
+    level: Sequence[CategoryNode], above: tuple[CategoryNode, ...]
+) -> Iterator[tuple[tuple[CategoryNode, ...], CategoryNode]]:
+    for node in level:
+        yield above, node
+        yield from _nodes(node.children, (*above, node))
+
+
+def _phrase(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
 async def _full_text(
-    db: Database, terms: Sequence[str], limit: int, highlight: tuple[str, str]
+    db: Database,
+    terms: Sequence[str],
+    limit: int,
+    highlight: tuple[str, str],
+    paths: Mapping[str, Sequence[str]],
 ) -> list[SearchHit]:
     long_terms = [t for t in terms if len(t) >= _TRIGRAM]
     short_terms = [t for t in terms if len(t) < _TRIGRAM]
@@ -138,7 +190,13 @@ async def _full_text(
     where: list[str] = []
     if long_terms:
         where.append("ticket_search MATCH ?")
-        params.append(" ".join('"' + t.replace('"', '""') + '"' for t in long_terms))
+        # A term found anywhere, or one of the category paths its English names.
+        params.append(
+            " AND ".join(
+                "(" + " OR ".join([_phrase(t), *(f"category : {_phrase(p)}" for p in paths.get(t, ()))]) + ")"
+                for t in long_terms
+            )
+        )
     # 1-2 character terms (a Chinese word is often two characters): trigram cannot look them up,
     # so they are LIKE filters on the indexed text, on the rows MATCH found, or on all rows when
     # every term is short (a scan of the index's text; fine at support-desk sizes).
@@ -173,12 +231,17 @@ async def _full_text(
         f" WHERE {' AND '.join(where)} ORDER BY score, t.updated_at DESC LIMIT ?",
         (*params, limit),
     )
-    return [_hit(row, terms, highlight) for row in rows]
+    return [_hit(row, terms, highlight, paths) for row in rows]
 
 
-def _hit(row: aiosqlite.Row, terms: Sequence[str], highlight: tuple[str, str]) -> SearchHit:
+def _hit(
+    row: aiosqlite.Row, terms: Sequence[str], highlight: tuple[str, str], paths: Mapping[str, Sequence[str]]
+) -> SearchHit:
     folded = [t.casefold() for t in terms]
     matched = tuple(c for c in _COLUMNS if any(t in (row[f"s_{c}"] or "").casefold() for t in folded))
+    category = row["s_category"] or ""
+    if "category" not in matched and any(p in category for found in paths.values() for p in found):
+        matched = tuple(c for c in _COLUMNS if c in matched or c == "category")
     snippet = row["snippet"]
     if snippet is None:
         column = next((c for c in _COLUMNS if c in matched), _COLUMNS[1])

@@ -28,6 +28,7 @@ from cti_bridge.store.ticket_rows import (
     ticket_of,
     to_json,
 )
+from cti_bridge.tickets.categories import CategoryTree
 from cti_bridge.tickets.dispatch import Availability, CallbackReason, Dispatcher
 from cti_bridge.tickets.kpi import TicketHistory
 from cti_bridge.tickets.model import (
@@ -918,9 +919,16 @@ class Store:
 
         return await self._db.transaction(write)
 
-    async def search(self, query: str, *, region: str | None = None, limit: int = 20) -> list[SearchHit]:
-        """Tickets by number, phone, customer or text: see cti_bridge.store.search.search_tickets."""
-        return await search_tickets(self._db, query, region=region, limit=limit)
+    async def search(
+        self,
+        query: str,
+        *,
+        region: str | None = None,
+        limit: int = 20,
+        categories: CategoryTree | None = None,
+    ) -> list[SearchHit]:
+        """Tickets by number, phone, customer, category or text: see store.search.search_tickets."""
+        return await search_tickets(self._db, query, region=region, limit=limit, categories=categories)
 
     async def ticket_detail(self, number: str) -> dict[str, Any] | None:
         """A ticket with its customer, calls, recordings, transcripts and history."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -137,9 +138,12 @@ class Dispatcher:
 
     Only agents who hold every skill the ticket needs, can take work now and are under
     their load cap are eligible; VIP tickets go to the VIP team, which takes no others. Among the eligible
-    the lowest score wins: load weight x open/cap + response weight x median/reference
-    (an unknown median counts as half the reference); ties go to fewer open tickets,
-    then to the agent id, so the same input always gives the same answer.
+    the lowest score wins: load weight x open/cap + response weight x speed, speed being
+    median/reference (at most 1). An agent with no response history (new, or nothing in the
+    window) is scored at the median speed of those in the pool who have one, and when nobody
+    has, speed counts for nobody: an unknown must not weigh more than a known load, or a new
+    agent with nothing to do loses the callback to a fast one with a pile of tickets. Ties go
+    to fewer open tickets, then to the agent id, so the same input always gives the same answer.
     """
 
     config: DispatchConfig
@@ -191,7 +195,8 @@ class Dispatcher:
         team = vip_team if request.vip and vip_team else self.config.default_team
         # The VIP team is dedicated: it takes VIP customers' tickets, and only those.
         pool = [a for a in self.agents if vip_team is None or (a.team == vip_team) == request.vip]
-        assessed = [self._assess(agent, needed, loads.get(agent.id)) for agent in pool]
+        usual = self._usual_speed(loads.get(agent.id) for agent in pool)
+        assessed = [self._assess(agent, needed, loads.get(agent.id), usual) for agent in pool]
         eligible = sorted((c for c in assessed if c.eligible), key=lambda c: (c.score, *_tiebreak(c, loads)))
         others = sorted((c for c in assessed if not c.eligible), key=lambda c: c.agent_id)
         candidates = (*eligible, *others)
@@ -222,7 +227,20 @@ class Dispatcher:
             explanation=_explain(head, candidates),
         )
 
-    def _assess(self, agent: _Agent, needed: Sequence[str], load: AgentLoad | None) -> Candidate:
+    def _speed(self, median_response: float) -> float:
+        """0 (instant) .. 1 (as slow as `response_reference`, or slower)."""
+        return min(1.0, median_response / self._reference)
+
+    def _usual_speed(self, loads: Iterable[AgentLoad | None]) -> float | None:
+        """The median speed of the agents whose speed is known; None when nobody's is."""
+        known = [
+            self._speed(load.median_response) for load in loads if load and load.median_response is not None
+        ]
+        return statistics.median(known) if known else None
+
+    def _assess(
+        self, agent: _Agent, needed: Sequence[str], load: AgentLoad | None, usual_speed: float | None
+    ) -> Candidate:
         cap = self.config.load_caps.get(agent.id, self.config.load_cap)
         missing = [skill for skill in needed if skill not in agent.skills]
         notes: list[str] = []
@@ -245,16 +263,25 @@ class Dispatcher:
             notes.append(f"load {load.open_tickets}/{cap}")
         if load.median_response is not None:
             notes.append(f"median response {_format_seconds(load.median_response)}")
+            speed = self._speed(load.median_response)
+        else:
+            speed = usual_speed if usual_speed is not None else 0.0
+            if not blocked:
+                # Said in the explanation: "why not the fast agent?" is the question it answers.
+                usual = f" (counted at the median, {_format_seconds(speed * self._reference)})"
+                notes.append("no response history" + (usual if usual_speed is not None else ""))
         if load.availability is Availability.ON_CALL and not blocked:
             notes.append("on a call")
-        score = None if blocked else self._score(load, cap)
+        score = None if blocked else self._score(load.open_tickets, cap, speed)
         return Candidate(agent_id=agent.id, eligible=not blocked, score=score, notes=tuple(notes))
 
-    def _score(self, load: AgentLoad, cap: int) -> float:
+    @property
+    def _reference(self) -> float:
+        return self.config.response_reference.total_seconds()
+
+    def _score(self, open_tickets: int, cap: int, speed: float) -> float:
         weights = self.config.weights
-        reference = self.config.response_reference.total_seconds()
-        speed = 0.5 if load.median_response is None else min(1.0, load.median_response / reference)
-        return round(weights.load * load.open_tickets / cap + weights.response * speed, 6)
+        return round(weights.load * open_tickets / cap + weights.response * speed, 6)
 
 
 def _agent(config: AgentConfig) -> _Agent:

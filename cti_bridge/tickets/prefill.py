@@ -30,7 +30,7 @@ def prefill(
         customer.name if customer else None, call.caller_name, caller_e164 or call.caller_number
     )
     outbound = call.direction is Direction.OUTBOUND
-    fields = dict(call.reported_fields)
+    fields: dict[str, object] = {**_contact(call, caller_e164, customer), **dict(call.reported_fields)}
     if call.ivr_choices:
         fields["ivr_path"] = ivr_path(call.ivr_choices)
     fields.update({name: found.value for name, found in decision.fields.items()})
@@ -66,6 +66,29 @@ def call_subject(who: str) -> str:
     """The subject prefill gives an inbound call's ticket (the CRM's name replaces it only while
     unedited)."""
     return f"Phone call from {who}"
+
+
+# The standard fields' limits (tickets.fields.STANDARD_FIELDS): a caller ID name is the PBX's
+# text, and a long one must not make a ticket the form could not save again.
+_NAME_MAX = 100
+
+
+def _contact(call: Call, caller_e164: str | None, customer: Customer | None) -> dict[str, str]:
+    """The ticket form's customer name, contact phone and email, from what the call tells.
+
+    The customer record's name wins over the caller ID's (CallerIDName is whatever the line
+    sends); the phone is the number that called, as E.164 (a number that could not be read
+    is left out: the phone field holds E.164 only).
+    """
+    known: dict[str, str] = {}
+    name = (customer.name if customer else None) or call.caller_name
+    if name and name.strip():
+        known["customer_name"] = name.strip()[:_NAME_MAX]
+    if caller_e164:
+        known["contact_phone"] = caller_e164
+    if customer is not None and customer.email:
+        known["contact_email"] = customer.email
+    return known
 
 
 def _description(call: Call, caller_e164: str | None, customer: Customer | None) -> str:

@@ -56,7 +56,9 @@ async def list_tickets(
 ) -> s.TicketPage:
     numbers = None
     if q and q.strip():
-        hits = await ctx.store.search(q, region=ctx.config.phone.default_region, limit=500)
+        hits = await ctx.store.search(
+            q, region=ctx.config.phone.default_region, limit=500, categories=ctx.workflow.schema.categories
+        )
         numbers = [hit.number for hit in hits]
     where = browse.TicketFilter(
         status=[str(x) for x in status_ or ()],

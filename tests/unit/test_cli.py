@@ -128,6 +128,41 @@ def test_tickets_search(tmp_path, capsys):
     assert "no ticket matches" in capsys.readouterr().out
 
 
+def test_tickets_search_finds_the_readmes_example_by_category_in_both_languages(tmp_path, capsys):
+    config = tmp_path / "cti.yaml"
+    config.write_text(
+        CONFIG.format(db=tmp_path / "cti.db")
+        + """\
+tickets:
+  categories:
+    tree:
+      - key: technical
+        zh: 技术故障
+        en: Technical fault
+        children:
+          - key: network
+            zh: 网络问题
+            en: Network
+            children: [{key: login, zh: 登录异常, en: Login failure}]
+""",
+        encoding="utf-8",
+    )
+
+    async def make_ticket():
+        store = await Store.open(f"sqlite:///{tmp_path}/cti.db", TicketNumbering())
+        try:
+            new = new_ticket(subject="Phone call from Li Lei", category="技术故障/网络问题/登录异常")
+            await store.create_ticket_for_call(new, inbound_call("1.1"), None, 1_800_000_000.0)
+        finally:
+            await store.close()
+
+    asyncio.run(make_ticket())
+    for query in ("登录异常", "login failure"):
+        assert main(["tickets", "search", query, "-c", str(config)]) == 0
+        first = capsys.readouterr().out.splitlines()[0]
+        assert first == "T-000001  new         Phone call from Li Lei  (category)", query
+
+
 def test_json_logs_carry_bound_ids_and_mask_numbers():
     stream = io.StringIO()
     configure_logging(LoggingConfig(format="json"), stream=stream)

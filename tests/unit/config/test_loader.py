@@ -104,7 +104,7 @@ def test_check_config_command_exit_codes(tmp_path, monkeypatch, capsys):
     assert main(["check-config", "-c", str(write(tmp_path, MINIMAL))]) == 0
     bad = write(tmp_path, MINIMAL + "bogus: 1\n")
     assert main(["check-config", "-c", str(bad)]) == 2
-    assert f"{bad}:5: bogus: Extra inputs are not permitted" in capsys.readouterr().err
+    assert f"{bad}:5: bogus: unknown key 'bogus'; the keys here are: agents," in capsys.readouterr().err
 
 
 def test_check_paths_reports_a_missing_model_at_its_line(tmp_path, monkeypatch):

@@ -123,3 +123,79 @@ def test_a_pop_carries_the_crm_state_and_answer():
         {"id": "SO-1", "date": None, "total": "9.90", "status": None, "summary": None}
     ]
     assert data["crm"]["fetched_at"] == "1970-01-01T00:00:01.500+00:00"
+
+
+def _ticket(caller_name):
+    return Ticket(
+        id=8,
+        number="T-000008",
+        status=TicketStatus.NEW,
+        priority="P3",
+        category=None,
+        subject=f"Phone call from {caller_name}",
+        assignee=None,
+        created_at=0.0,
+        updated_at=1.0,
+        rule=None,
+        description="d",
+        channel="phone",
+        customer_id=None,
+        caller_number="+14155550100",
+        caller_name=caller_name,
+        did="4001",
+        queue=None,
+    )
+
+
+def _call(number, name):
+    return Call(
+        key=CallKey("main", "2.1"),
+        direction=Direction.INBOUND,
+        caller_number=number,
+        caller_name=name,
+        did="4001",
+        queue=None,
+        started_at=0.0,
+    )
+
+
+def _caller_of(call, ticket, customer=None, e164="+14155550100"):
+    history = CallerHistory(customer=customer, open_tickets=(), recent_tickets=())
+    pop = screen_pop(
+        event="ringing",
+        agent_id="alice",
+        call=call,
+        caller_e164=e164,
+        ticket=ticket,
+        history=history,
+        created=False,
+        event_at=0.5,
+        now=0.6,
+    )
+    return json.loads(pop.model_dump_json())["caller"]
+
+
+def test_the_pop_names_the_caller_by_what_is_known_best():
+    # Not a customer: the caller ID name, as the ticket's title has it.
+    assert _caller_of(_call("4155550100", "Browser Caller"), _ticket("Browser Caller")) == {
+        "number": "+14155550100",
+        "name": "Browser Caller",
+        "name_from": "caller_id",
+    }
+    # A repeat call without a caller ID name: the name the caller's open ticket was opened with.
+    assert _caller_of(_call("4155550100", None), _ticket("Browser Caller"))["name"] == "Browser Caller"
+    assert _caller_of(_call("4155550100", None), _ticket("Browser Caller"))["name_from"] == "ticket"
+    # A customer: the record's name, whatever the line sent.
+    customer = Customer(id=3, name="王芳", phones=("+14155550100",))
+    assert _caller_of(_call("4155550100", "WIRELESS CALLER"), _ticket(None), customer)["name"] == "王芳"
+    # Number withheld, a name given: the name is still there; nothing known: None, not a guess.
+    assert _caller_of(_call("anonymous", "Withheld Name"), _ticket(None), e164=None) == {
+        "number": "anonymous",
+        "name": "Withheld Name",
+        "name_from": "caller_id",
+    }
+    assert _caller_of(_call(None, "  "), _ticket(None), e164=None) == {
+        "number": None,
+        "name": None,
+        "name_from": None,
+    }

@@ -1,17 +1,23 @@
 """Ticket search on the real SQLite store: trigram full text (Chinese included), numbers, phones."""
 
 import json
+import sqlite3
 from importlib import resources
+from pathlib import Path
 
 import pytest
 
+from cti_bridge.config import load_config
 from cti_bridge.store import CustomerRow, Database, Store
-from cti_bridge.store.database import _statements
+from cti_bridge.store.database import _migrations, _statements
 from cti_bridge.store.search import search_tickets
+from cti_bridge.tickets.categories import CategoryTree
 from cti_bridge.tickets.model import TicketNumbering
+from cti_bridge.tickets.workflow import UpdateFields, Workflow
 from tests.support.helpers import inbound_call, new_ticket
 
 T0 = 1_800_000_000.0
+EXAMPLE = Path(__file__).parents[3] / "config" / "cti-bridge.yaml"
 
 
 @pytest.fixture
@@ -177,8 +183,104 @@ async def test_the_migration_backfills_tickets_written_before_it(store, db):
     await ticket(store, "1.1", description="历史工单的描述")
     await db.execute("DELETE FROM ticket_search")
     assert await search_tickets(db, "历史工单") == []
-    migration = (resources.files("cti_bridge.store") / "migrations" / "003_search.sql").read_text("utf-8")
+    # 012 made the index again (with the category): its backfill is the one in use.
+    migration = (resources.files("cti_bridge.store") / "migrations" / "012_category_search.sql").read_text(
+        "utf-8"
+    )
     backfill = _statements(migration)[-1]
     assert backfill.startswith("INSERT INTO ticket_search")
     await db.execute(backfill)
     assert numbers(await search_tickets(db, "历史工单")) == ["T-000001"]
+
+
+# -- categories (issue #11, item 8.3) ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tree():
+    """The shipped example's tree: Chinese labels, English labels and keys."""
+    config = load_config(EXAMPLE, check_secrets=False)
+    return CategoryTree.from_config(config.tickets.categories)
+
+
+async def test_the_readmes_example_finds_a_ticket_by_its_category(store):
+    await ticket(store, "1.1", subject="Phone call from Li Lei", category="技术故障/网络问题/登录异常")
+    await ticket(store, "1.2", subject="Phone call from Wang Fang", category="账务问题/退款/申请退款")
+    [hit] = await store.search("登录异常")
+    assert (hit.number, hit.matched) == ("T-000001", ("category",))
+    assert "[登录异常]" in hit.snippet
+    assert numbers(await store.search("退款")) == ["T-000002"]  # two characters: the LIKE path
+    assert numbers(await store.search("网络问题 Li")) == ["T-000001"]  # with a word of the subject
+
+
+async def test_english_labels_and_keys_of_the_tree_find_the_stored_chinese_path(store, tree):
+    await ticket(store, "1.1", subject="Phone call", category="技术故障/网络问题/登录异常")
+    await ticket(store, "1.2", subject="Phone call", category="账户问题/登录与密码/忘记密码")
+    await ticket(store, "1.3", subject="Phone call", category="账务问题/退款/申请退款")
+    assert await store.search("Login failure") == []  # without the tree, English is not in the index
+    [hit] = await store.search("Login failure", categories=tree)
+    assert (hit.number, hit.matched) == ("T-000001", ("category",))
+    # "login" is in two English labels (Login failure, Login and password) and in a key.
+    assert sorted(numbers(await store.search("LOGIN", categories=tree))) == ["T-000001", "T-000002"]
+    assert numbers(await store.search("refund", categories=tree)) == ["T-000003"]
+    assert numbers(await store.search("password_reset", categories=tree)) == ["T-000002"]
+    # A term of the tree and a term of the text: both must hold, as for any two terms.
+    assert numbers(await store.search("refund call", categories=tree)) == ["T-000003"]
+    assert await store.search("refund 无关", categories=tree) == []
+
+
+async def test_a_recategorised_ticket_is_found_under_its_new_path_only(store, tree):
+    created = await ticket(store, "1.1", subject="Phone call", category="技术故障/网络问题/登录异常")
+    config = load_config(EXAMPLE, check_secrets=False)
+    await store.apply_commands(
+        created.number,
+        [UpdateFields(values={"category": "billing/refund/status"})],
+        workflow=Workflow.from_config(config),
+        actor="alice",
+        at=T0 + 60,
+    )
+    assert numbers(await store.search("退款进度")) == ["T-000001"]
+    assert await store.search("登录异常") == []
+    assert numbers(await store.search("Refund status", categories=tree)) == ["T-000001"]
+    assert await store.search("Login failure", categories=tree) == []
+
+
+async def test_migration_012_indexes_the_categories_of_tickets_written_before_it(tmp_path):
+    # A store as it was before 012, with a categorised ticket in it.
+    path = tmp_path / "old.db"
+    connection = sqlite3.connect(path)
+    connection.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT)")
+    for version, name, sql in _migrations():
+        if version >= 12:
+            break
+        for statement in _statements(sql):
+            connection.execute(statement)
+        connection.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, name))
+    connection.execute(
+        "INSERT INTO tickets (number, status, priority, category, subject, description, channel,"
+        " fields, created_at, updated_at)"
+        " VALUES ('T-000001', 'new', 'P3', ?, 'Phone call', '', 'phone', '{}', ?, ?)",
+        ("技术故障/网络问题/登录异常", T0, T0),
+    )
+    connection.commit()
+    connection.close()
+
+    db = await Database.open(f"sqlite:///{path}")  # migrates to the end
+    try:
+        assert numbers(await search_tickets(db, "登录异常")) == ["T-000001"]
+    finally:
+        await db.close()
+
+
+async def test_field_values_are_searched_and_follow_their_edits(store, db):
+    created = await ticket(
+        store, "9.1", fields={"order_number": "SO-2026-0042", "ivr_path": "main: 2 > 退款: 1"}
+    )
+    assert numbers(await store.search("SO-2026-0042")) == [created.number]
+    assert numbers(await store.search("退款: 1")) == [created.number]
+    await db.execute(
+        "UPDATE tickets SET fields = ? WHERE id = ?",
+        (json.dumps({"order_number": "SO-2026-0099"}), created.id),
+    )
+    assert numbers(await store.search("SO-2026-0099")) == [created.number]
+    assert await store.search("SO-2026-0042") == []

@@ -195,3 +195,57 @@ def test_urgent_queue_first_then_priority_then_age():
     ]
     assert [t.id for t in dispatch_order(tickets, ["urgent"])] == [6, 3, 5, 2, 4, 1]
     assert [t.id for t in dispatch_order(tickets, [])] == [5, 2, 6, 4, 1, 3]
+
+
+# -- an agent with no response history (issue #11, item 8.5) ------------------------------------
+
+
+def test_free_agents_without_history_beat_a_fast_agent_with_load():
+    # What a first run saw: the callback went to the one agent with tickets, because the two
+    # with none had no response history and an unknown speed scored as middling.
+    loads = {
+        "agent2": load("agent2", 2, median=30),  # quick, but busy
+        "agent3": load("agent3", 0),
+        "agent4": load("agent4", 0),
+    }
+    result = Dispatcher.from_config(make_config()).choose(NETWORK, loads)
+    assert result.assignee == "agent3"  # same score as agent4, same load: by id
+    # agent2: 0.2 load + 0.5 x 0.05 speed; the others are counted at the median speed, agent2's.
+    scores = {c.agent_id: c.score for c in result.candidates}
+    assert scores == {"agent2": 0.225, "agent3": 0.025, "agent4": 0.025, "agent1": None, "agent5": None}
+    assert result.explanation.startswith(
+        "agent3: skill 网络 matches, load 0/10, no response history (counted at the median, 30 s)"
+    )
+
+
+def test_the_median_of_the_known_speeds_stands_in_for_an_unknown_one():
+    loads = {
+        "agent2": load("agent2", 1, median=60),  # speed 0.1
+        "agent3": load("agent3", 1, median=120),  # speed 0.2
+        "agent4": load("agent4", 1, median=3600),  # slower than the reference: 1.0
+        "agent5": load("agent5", 0),  # lacks the skill
+        "agent1": load("agent1", 1),
+    }
+    result = Dispatcher.from_config(make_config()).choose(NETWORK, loads)
+    scores = {c.agent_id: c.score for c in result.candidates}
+    assert scores["agent1"] == 0.1 + 0.5 * 0.2  # the median of 0.1, 0.2 and 1.0
+    # agent1 ties with agent3 (same load, same speed): by id.
+    assert [c.agent_id for c in result.candidates[:4]] == ["agent2", "agent1", "agent3", "agent4"]
+
+
+def test_when_nobody_has_a_history_the_load_alone_decides():
+    loads = {"agent2": load("agent2", 1), "agent3": load("agent3", 4), "agent4": load("agent4", 0, A.ON_CALL)}
+    result = Dispatcher.from_config(make_config(weights={"load": 1.0, "response": 5.0})).choose(
+        NETWORK, loads
+    )
+    assert [(c.agent_id, c.score) for c in result.candidates[:3]] == [
+        ("agent4", 0.0),
+        ("agent2", 0.1),
+        ("agent3", 0.4),
+    ]
+    assert result.candidates[0].notes == (
+        "skill 网络 matches",
+        "load 0/10",
+        "no response history",
+        "on a call",
+    )

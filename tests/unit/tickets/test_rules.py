@@ -192,7 +192,12 @@ def test_prefill_uses_the_ivr_choice_and_leaves_text_rules_for_later():
     # "Customer" is in the prefilled subject, yet the text rule did not fire: nobody spoke yet.
     assert (new.category, new.priority, new.rule) == ("账务/退款", "P3", "ivr-refund")
     assert new.rule_reason == 'rule "ivr-refund": IVR main=2'
-    assert new.fields == {"ivr_path": "main: 2"}  # the IVR path is a field, searchable
+    # What the call itself tells (the IVR path is a field, searchable); no rule extracted anything.
+    assert new.fields == {
+        "customer_name": "Customer Zhang",
+        "contact_phone": "+8613800138000",
+        "ivr_path": "main: 2",
+    }
 
 
 REVISION_RULES = rules(

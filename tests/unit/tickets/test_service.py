@@ -61,6 +61,31 @@ async def test_new_caller_gets_a_prefilled_ticket(store):
     assert opened.history.customer is None
 
 
+async def test_the_ticket_form_starts_with_the_callers_name_and_number(store):
+    service = TicketService(store, config(), "CN")
+    opened = await service.open_for_call(call("1.1"))
+    detail = await store.ticket_detail(opened.ticket.number)
+    assert detail["fields"] == {"customer_name": "Zhang San", "contact_phone": "+8613800138000"}
+    # A number that cannot be read is not a contact phone; no caller ID name, no customer name.
+    nameless = dataclasses.replace(call("2.1", number="anonymous"), caller_name=None)
+    detail = await store.ticket_detail((await service.open_for_call(nameless)).ticket.number)
+    assert detail["fields"] == {}
+
+
+async def test_a_customers_record_fills_the_form_before_the_caller_id(store):
+    await store.import_customers(
+        [CustomerRow(name="王芳", phones=("+8613800138000",), email="wang.fang@example.cn")], time.time()
+    )
+    service = TicketService(store, config(), "CN")
+    opened = await service.open_for_call(call("1.1"))  # the line says "Zhang San"
+    detail = await store.ticket_detail(opened.ticket.number)
+    assert detail["fields"] == {
+        "customer_name": "王芳",
+        "contact_phone": "+8613800138000",
+        "contact_email": "wang.fang@example.cn",
+    }
+
+
 async def test_the_same_call_twice_is_one_ticket(store):
     service = TicketService(store, config(), "CN")
     first = await service.open_for_call(call("1.1"))

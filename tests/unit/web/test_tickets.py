@@ -250,3 +250,16 @@ async def test_finding_tickets_by_words_phone_and_filters(site):
     assert await found(category="技术故障/网") == ([], 0)  # a prefix of whole levels only
     assert (await admin.get("/api/tickets", params={"status": "lost"})).status_code == 422
     assert (await admin.get("/api/tickets", params={"limit": 501})).status_code == 422
+
+
+async def test_a_ticket_is_found_by_its_category_in_either_language(site):
+    a1 = site.as_user("a1")
+    number = site.ticket("a1")
+    assert (await a1.get("/api/tickets", params={"q": "Login failure"})).json()["total"] == 0
+    changed = await a1.patch(
+        f"/api/tickets/{number}", json={"fields": {"category": "technical/network/login"}}
+    )
+    assert changed.status_code == 200
+    for q in ("登录异常", "Login failure", "network"):
+        page = (await a1.get("/api/tickets", params={"q": q})).json()
+        assert [item["number"] for item in page["items"]] == [number], q

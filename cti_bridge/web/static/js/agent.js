@@ -100,7 +100,13 @@ for (const button of scopeButtons) {
 /** The screen-pop message in one shape (see cti_bridge/screenpop/payload.py ScreenPop). */
 function readPop(payload) {
   const call = payload.call || {};
-  const caller = payload.caller || { number: call.caller_number, name: call.caller_name };
+  const ticket = payload.ticket || {};
+  // `caller` is the bridge's best knowledge (customer record, caller ID, the caller's ticket);
+  // a message from before it existed still has the call's and the ticket's own fields.
+  const caller = payload.caller || {
+    number: call.caller_number,
+    name: payload.customer?.name || call.caller_name || ticket.caller_name,
+  };
   const history = payload.history || {};
   return {
     raw: payload,
@@ -108,7 +114,7 @@ function readPop(payload) {
     reason: payload.reason || null,
     at: payload.event_at || payload.sent_at || new Date().toISOString(),
     callId: call.linkedid ? `${call.pbx}/${call.linkedid}` : `${Date.now()}`,
-    caller: { number: caller.number || caller.caller_number || null, name: caller.name || caller.caller_name || null },
+    caller: { number: caller.number || null, name: caller.name || null },
     queue: call.queue,
     customer: payload.customer || history.customer || null,
     ticket: payload.ticket || {},
@@ -131,12 +137,15 @@ function onScreenPop(message) {
     onEnriched(pop);
     return;
   }
+  // A ring can come after its call's answer (the pipeline pops an answer at once while the
+  // ring waits in the call's lane for its ticket): an answered call never goes back to ringing.
+  if (pop.event === "ringing" && pops.some((p) => p.callId === pop.callId && p.event === "answered")) return;
   // A call rings, then is answered: one entry per call, showing its latest state.
   pops = [pop, ...pops.filter((p) => p.callId !== pop.callId)].slice(0, RECENT_POPS);
   popShown = true;
   drawPops(true);
-  announce.textContent = t("pop.arrived", { caller: pop.caller.number || t("pop.unknownCaller") });
-  document.title = `☎ ${pop.caller.number || ""} · cti-bridge`;
+  announce.textContent = t("pop.arrived", { caller: callerText(pop.caller) });
+  document.title = `☎ ${pop.caller.name || pop.caller.number || ""} · cti-bridge`;
   reloadSoon(); // the call may have made a ticket
 }
 
@@ -169,6 +178,11 @@ function onEnriched(pop) {
   reloadSoon(); // the CRM may have named the ticket
 }
 
+/** "Browser Caller · +14155570001": who is calling, in words, for the screen reader and toasts. */
+function callerText(caller) {
+  return [caller.name, caller.number].filter(Boolean).join(" · ") || t("pop.unknownCaller");
+}
+
 function drawPops(fresh = false) {
   const pop = pops[0];
   if (popShown && pop) {
@@ -190,8 +204,8 @@ function drawPops(fresh = false) {
           "button",
           { type: "button", class: "recent-pop", onclick: () => openTicket(p.ticket.number) },
           h("span", { class: "muted" }, formatTime(p.at)),
-          h("span", { class: "mono" }, p.caller.number || t("pop.unknownCaller")),
-          h("span", {}, p.customer?.name || p.crm?.name || p.caller.name || ""),
+          h("span", { class: "mono" }, p.caller.number || t("pop.withheld")),
+          h("span", {}, p.caller.name || p.crm?.name || ""),
           h("span", { class: "row-number" }, p.ticket.number || ""),
         ),
       ),
@@ -217,8 +231,9 @@ function popCard(pop) {
     h(
       "div",
       { class: "pop-caller", "data-testid": "pop-caller" },
-      h("span", { class: "pop-number" }, pop.caller.number || t("pop.unknownCaller")),
-      pop.caller.name ? h("span", { class: "pop-caller-name" }, pop.caller.name) : null,
+      // The number first, as agents read it back; a withheld one says so, the name stays.
+      h("span", { class: "pop-number" }, pop.caller.number || (pop.caller.name ? t("pop.withheld") : t("pop.unknownCaller"))),
+      pop.caller.name ? h("span", { class: "pop-caller-name", "data-testid": "pop-caller-name" }, pop.caller.name) : null,
       pop.queue ? h("span", { class: "muted" }, t("pop.queue", { queue: pop.queue })) : null,
     ),
     h(
@@ -233,7 +248,7 @@ function popCard(pop) {
           ]
         : pop.crm?.name
           ? [h("strong", {}, pop.crm.name), h("span", { class: "badge crm" }, t("crm.tag"))]
-          : h("span", { class: "muted" }, t("pop.unknownCustomer")),
+          : h("span", { class: "muted" }, t("pop.notCustomer")),
     ),
     popCrm(pop),
     h(
@@ -327,7 +342,7 @@ function callback(message) {
   const number = c.ticket?.number;
   toast({
     title: t("toast.callback", { number: number || "" }),
-    body: [c.call?.caller_number, c.customer?.name, c.explanation].filter(Boolean).join(" · "),
+    body: [c.caller?.name || c.customer?.name, c.call?.caller_number, c.explanation].filter(Boolean).join(" · "),
     kind: "warning",
     actionLabel: number,
     onAction: () => openTicket(number),

@@ -2,8 +2,8 @@
 // from app.css (classes), so the charts follow the page's palette.
 // Each chart sets `data-total` on its <svg> (what it counts), for people and tests alike.
 
-import { svg } from "./dom.js";
-import { formatDuration, formatPercent, t } from "./i18n.js";
+import { categoryLabel, svg } from "./dom.js";
+import { formatDay, formatDuration, formatPercent, t } from "./i18n.js";
 
 const W = 460;
 const H = 210;
@@ -68,13 +68,17 @@ export function volumeChart(el, byDay, from, to) {
     const height = (counts[i] / max) * plotH;
     const y = PAD.top + plotH - height;
     el.append(
-      svg("rect", { x, y, width: barW, height: Math.max(height, 0), class: "bar", rx: 2 }, svg("title", {}, `${day}: ${counts[i]}`)),
+      svg(
+        "rect",
+        { x, y, width: barW, height: Math.max(height, 0), class: "bar", rx: 2 },
+        svg("title", {}, `${formatDay(day, { withYear: true })}: ${counts[i]}`),
+      ),
     );
     if (counts[i] && days.length <= 20) {
       el.append(svg("text", { x: x + barW / 2, y: y - 4, "text-anchor": "middle", class: "value" }, String(counts[i])));
     }
     if (i % labelEvery === 0) {
-      el.append(svg("text", { x: x + barW / 2, y: H - 8, "text-anchor": "middle" }, day.slice(5)));
+      el.append(svg("text", { x: x + barW / 2, y: H - 8, "text-anchor": "middle", class: "day" }, formatDay(day)));
     }
   });
 }
@@ -115,7 +119,9 @@ export function responseChart(el, firstResponse, resolution) {
       el.append(
         svg("rect", { x, y, width: barW, height, class: `bar bar-${key}`, rx: 2 }, svg("title", {}, `${name} ${t(`chart.${key}`)}: ${formatDuration(value)}`)),
       );
-      el.append(svg("text", { x: x + barW / 2, y: y - 4, "text-anchor": "middle", class: "value" }, value == null ? "–" : formatDuration(value)));
+      el.append(
+        svg("text", { x: x + barW / 2, y: y - 4, "text-anchor": "middle", class: "value bar-value" }, value == null ? "–" : formatDuration(value)),
+      );
       el.append(svg("text", { x: x + barW / 2, y: H - 8, "text-anchor": "middle" }, t(`chart.${key}`)));
     });
   });
@@ -188,6 +194,47 @@ export function slaChart(el, sla) {
         `${t("chart.met")} ${a?.met || 0} · ${t("chart.breached")} ${a?.breached || 0} · ${t("chart.pending")} ${a?.pending || 0}`,
       ),
     );
+  });
+}
+
+const CATEGORY_BARS = 6; // the largest groups; the rest as one bar
+
+/**
+ * Tickets per top-level category (大类), the largest first, labelled in the page's language.
+ * @param {SVGSVGElement} el
+ * @param {Record<string, number>} byGroup the report's volumes.by_category_group: Chinese
+ *   label (as stored) -> tickets; "-" for tickets without a category
+ */
+export function categoryChart(el, byGroup) {
+  const entries = Object.entries(byGroup || {}).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  const total = entries.reduce((sum, [, n]) => sum + n, 0);
+  reset(el, total);
+  if (!total) return noData(el);
+  let rows = entries.map(([group, n]) => [group === "-" ? t("chart.noCategory") : categoryLabel(group), n, group]);
+  if (rows.length > CATEGORY_BARS) {
+    const rest = rows.slice(CATEGORY_BARS - 1);
+    rows = [...rows.slice(0, CATEGORY_BARS - 1), [t("chart.otherCategories"), rest.reduce((s, [, n]) => s + n, 0), ""]];
+  }
+  const left = 150;
+  const right = 48;
+  const slot = (H - PAD.top - 8) / CATEGORY_BARS;
+  const barH = Math.min(22, slot * 0.7);
+  const max = Math.max(...rows.map(([, n]) => n));
+  rows.forEach(([name, n, group], i) => {
+    const y = PAD.top + slot * i;
+    const width = ((W - left - right) * n) / max;
+    // An SVG text does not wrap or cut itself: long labels are cut here, whole in the tooltip.
+    const shown = name.length > 22 ? `${name.slice(0, 21)}…` : name;
+    el.append(
+      svg(
+        "g",
+        {},
+        svg("title", {}, name),
+        svg("text", { x: left - 8, y: y + barH / 2 + 4, "text-anchor": "end", class: "category-name", "data-group": group }, shown),
+      ),
+    );
+    el.append(svg("rect", { x: left, y, width, height: barH, class: "bar", rx: 2 }, svg("title", {}, `${name}: ${n}`)));
+    el.append(svg("text", { x: left + width + 6, y: y + barH / 2 + 4, class: "value" }, String(n)));
   });
 }
 

@@ -40,7 +40,8 @@ const TEXTS = {
     "pop.reason.answered_elsewhere": "已由其他坐席接听",
     "pop.reason.transferred": "通话已转出",
     "pop.unknownCaller": "未知号码",
-    "pop.unknownCustomer": "未识别的客户",
+    "pop.notCustomer": "非登记客户",
+    "pop.withheld": "号码未显示",
     "pop.newTicket": "新建工单",
     "pop.existingTicket": "沿用未结工单",
     "pop.open": "打开工单 {number}",
@@ -86,6 +87,7 @@ const TEXTS = {
     "ticket.categoryLevel2": "子类",
     "ticket.categoryLevel3": "场景",
     "ticket.choose": "— 请选择 —",
+    "ticket.notInTree": "分类树中已没有此项",
     "ticket.actions": "处理",
     "ticket.reason": "原因（可选，重开必填）",
     "ticket.assignTo": "分配给",
@@ -199,6 +201,8 @@ const TEXTS = {
     "sup.to": "结束日期",
     "sup.apply": "查询",
     "sup.asOf": "统计至 {at}",
+    "sup.pickDate": "选择日期",
+    "sup.badDate": "日期应写作 2026/12/04",
     "col.caller": "主叫",
     "col.queue": "队列",
     "col.agent": "坐席",
@@ -237,6 +241,10 @@ const TEXTS = {
     "chart.pending": "进行中",
     "chart.noData": "无数据",
     "chart.total": "合计 {n}",
+    "chart.category": "工单分类（大类）",
+    "chart.noCategory": "未分类",
+    "chart.otherCategories": "其他",
+    "dur.ms": "{n}毫秒",
     "dur.s": "{n}秒",
     "dur.m": "{n}分",
     "dur.h": "{n}小时",
@@ -282,7 +290,8 @@ const TEXTS = {
     "pop.reason.answered_elsewhere": "another agent answered",
     "pop.reason.transferred": "the call was transferred away",
     "pop.unknownCaller": "Unknown number",
-    "pop.unknownCustomer": "Unknown customer",
+    "pop.notCustomer": "Not in the customer records",
+    "pop.withheld": "Number withheld",
     "pop.newTicket": "New ticket",
     "pop.existingTicket": "Open ticket reused",
     "pop.open": "Open ticket {number}",
@@ -328,6 +337,7 @@ const TEXTS = {
     "ticket.categoryLevel2": "Subgroup",
     "ticket.categoryLevel3": "Scenario",
     "ticket.choose": "— choose —",
+    "ticket.notInTree": "No longer in the category tree",
     "ticket.actions": "Work",
     "ticket.reason": "Reason (optional; needed to reopen)",
     "ticket.assignTo": "Assign to",
@@ -441,6 +451,8 @@ const TEXTS = {
     "sup.to": "To",
     "sup.apply": "Apply",
     "sup.asOf": "as of {at}",
+    "sup.pickDate": "Pick a date",
+    "sup.badDate": "Write the date as Dec 4, 2026 or 2026-12-04",
     "col.caller": "Caller",
     "col.queue": "Queue",
     "col.agent": "Agent",
@@ -479,6 +491,10 @@ const TEXTS = {
     "chart.pending": "running",
     "chart.noData": "No data",
     "chart.total": "total {n}",
+    "chart.category": "Tickets by category",
+    "chart.noCategory": "No category",
+    "chart.otherCategories": "Other",
+    "dur.ms": "{n} ms",
     "dur.s": "{n}s",
     "dur.m": "{n}m",
     "dur.h": "{n}h",
@@ -536,27 +552,104 @@ export function toDate(value) {
   return typeof value === "number" ? new Date(value * 1000) : new Date(value);
 }
 
-const pad = (n) => String(n).padStart(2, "0");
+/**
+ * The locale dates are written in: the browser's own when it speaks the page's language (an
+ * en-GB browser keeps day-month order), else the language's main one. Never the browser's
+ * when the page is in the other language: a Chinese page on an English browser writes
+ * 2026/12/04, not 12/04/2026.
+ */
+function locale() {
+  const browser = typeof navigator !== "undefined" ? navigator.language || "" : "";
+  if (browser.toLowerCase().startsWith(language)) return browser;
+  return language === "zh" ? "zh-CN" : "en-US";
+}
 
-/** "14:05" today, "11-21 14:05" otherwise: a queue of calls is read at a glance. */
+const formats = new Map();
+
+/** An Intl.DateTimeFormat for the current locale, made once per locale and options. */
+function dateFormat(options) {
+  const key = `${locale()} ${JSON.stringify(options)}`;
+  if (!formats.has(key)) formats.set(key, new Intl.DateTimeFormat(locale(), options));
+  return formats.get(key);
+}
+
+const CLOCK = { hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+// zh-CN: 2026/12/04 14:05; en-US: Dec 4, 2026, 14:05 (a month name cannot be misread).
+const DAY = { zh: { year: "numeric", month: "2-digit", day: "2-digit" }, en: { year: "numeric", month: "short", day: "numeric" } };
+const DAY_OF_YEAR = { zh: { month: "2-digit", day: "2-digit" }, en: { month: "short", day: "numeric" } };
+
+/** "14:05" today, "12/03 14:05" (zh) or "Dec 3, 14:05" (en) this year, with the year before. */
 export function formatTime(value) {
   const date = toDate(value);
   if (!date || Number.isNaN(date.getTime())) return "";
-  const clock = `${pad(date.getHours())}:${pad(date.getMinutes())}`;
   const today = new Date();
-  if (date.toDateString() === today.toDateString()) return clock;
-  return `${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${clock}`;
+  if (date.toDateString() === today.toDateString()) return dateFormat(CLOCK).format(date);
+  const day = date.getFullYear() === today.getFullYear() ? DAY_OF_YEAR[language] : DAY[language];
+  return dateFormat({ ...day, ...CLOCK }).format(date);
 }
 
+/** "2026/12/04 14:05" (zh) or "Dec 4, 2026, 14:05" (en). */
 export function formatDateTime(value) {
   const date = toDate(value);
   if (!date || Number.isNaN(date.getTime())) return "";
-  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${pad(date.getHours())}:${pad(date.getMinutes())}`;
+  return dateFormat({ ...DAY[language], ...CLOCK }).format(date);
 }
 
-/** 45 -> "45s", 3900 -> "1h 05m": two units at most, enough to compare. */
+/**
+ * A wall-clock time as the bridge wrote it ("2026-12-04T14:05…", in its own zone), in the
+ * page's format, without moving it to this browser's zone.
+ */
+export function formatWallTime(text) {
+  const match = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2}))?/.exec(String(text || ""));
+  if (!match) return "";
+  const [, y, m, d, hh, mm] = match;
+  const date = new Date(Date.UTC(Number(y), Number(m) - 1, Number(d), Number(hh || 0), Number(mm || 0)));
+  const options = { ...DAY[language], ...(hh ? CLOCK : {}), timeZone: "UTC" };
+  return dateFormat(options).format(date);
+}
+
+/** A calendar day, "YYYY-MM-DD", as a chart's axis says it: "12/4" (zh) or "Dec 4" (en). */
+export function formatDay(day, { withYear = false } = {}) {
+  const [y, m, d] = String(day).split("-").map(Number);
+  if (!y || !m || !d) return String(day);
+  const options = withYear ? DAY[language] : { month: language === "zh" ? "numeric" : "short", day: "numeric" };
+  return dateFormat({ ...options, timeZone: "UTC" }).format(new Date(Date.UTC(y, m - 1, d)));
+}
+
+/** A calendar day as the user writes it in a date box: 2026/12/04 (zh) or Dec 4, 2026 (en). */
+export function formatDateInput(day) {
+  return formatDay(day, { withYear: true });
+}
+
+/**
+ * What the user typed in a date box, as "YYYY-MM-DD", or null: 2026-12-04, 2026/12/4,
+ * 2026.12.4 and 2026年12月4日 all read; so does the English form formatDateInput writes.
+ */
+export function parseDateInput(text) {
+  const value = String(text || "").trim();
+  const numeric = /^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?$/.exec(value);
+  let y;
+  let m;
+  let d;
+  if (numeric) {
+    [y, m, d] = numeric.slice(1).map(Number);
+  } else {
+    const parsed = new Date(`${value} UTC`);
+    if (!/[a-z]/i.test(value) || Number.isNaN(parsed.getTime())) return null;
+    [y, m, d] = [parsed.getUTCFullYear(), parsed.getUTCMonth() + 1, parsed.getUTCDate()];
+  }
+  const date = new Date(Date.UTC(y, m - 1, d));
+  if (date.getUTCFullYear() !== y || date.getUTCMonth() !== m - 1 || date.getUTCDate() !== d) return null;
+  return date.toISOString().slice(0, 10);
+}
+
+const pad = (n) => String(n).padStart(2, "0");
+
+/** 0.0018 -> "1.8 ms", 0.35 -> "350 ms", 4.2 -> "4.2s", 45 -> "45s", 3900 -> "1h 05m". */
 export function formatDuration(seconds) {
   if (seconds === null || seconds === undefined || Number.isNaN(seconds)) return "–";
+  const small = smallDuration(Math.abs(seconds));
+  if (small !== null) return small;
   const total = Math.round(Math.abs(seconds));
   const units = [
     ["d", 86400],
@@ -564,8 +657,7 @@ export function formatDuration(seconds) {
     ["m", 60],
     ["s", 1],
   ];
-  let first = units.findIndex(([, size]) => total >= size);
-  if (first < 0) first = units.length - 1; // under a second: "0s"
+  const first = units.findIndex(([, size]) => total >= size);
   const [unit, size] = units[first];
   const parts = [t(`dur.${unit}`, { n: Math.floor(total / size) })];
   const next = units[first + 1];
@@ -576,9 +668,27 @@ export function formatDuration(seconds) {
   return parts.join(language === "zh" ? "" : " ");
 }
 
-/** One unit, for tiles: 47000 -> "13.1h" (a tile has room for a few characters). */
+/**
+ * Under ten seconds, to two significant digits: "1.8毫秒", "350毫秒", "4.2秒" ("3秒" when
+ * whole). Bars a tenth apart in height then never share a label, and a time that is not zero
+ * is never "0秒"; null from ten seconds up.
+ */
+function smallDuration(abs) {
+  if (abs === 0) return t("dur.s", { n: 0 });
+  const ms = abs * 1000;
+  if (ms < 0.05) return t("dur.ms", { n: "<0.1" });
+  if (Math.round(ms * 10) / 10 < 10) return t("dur.ms", { n: (Math.round(ms * 10) / 10).toFixed(1) });
+  if (Math.round(ms) < 1000) return t("dur.ms", { n: Math.round(ms) });
+  const tenths = Math.round(abs * 10) / 10;
+  if (tenths < 10) return t("dur.s", { n: Number.isInteger(tenths) ? tenths : tenths.toFixed(1) });
+  return null;
+}
+
+/** One unit, for tiles: 47000 -> "13.1h", 0.4 -> "400 ms" (a tile has room for a few characters). */
 export function formatDurationShort(seconds) {
   if (seconds === null || seconds === undefined || Number.isNaN(seconds)) return "–";
+  const small = smallDuration(Math.abs(seconds));
+  if (small !== null) return small;
   const units = [
     ["d", 86400],
     ["h", 3600],

@@ -2,9 +2,17 @@
 // of a period as charts that follow the live ticket events.
 
 import { api, withQuery } from "./api.js";
-import { csatChart, responseChart, slaChart, volumeChart } from "./charts.js";
+import { categoryChart, csatChart, responseChart, slaChart, volumeChart } from "./charts.js";
 import { agentName, debounce, fill, h, priorityBadge, typingIn } from "./dom.js";
-import { formatDuration, formatDurationShort, formatPercent, t } from "./i18n.js";
+import {
+  formatDateInput,
+  formatDuration,
+  formatDurationShort,
+  formatPercent,
+  formatWallTime,
+  parseDateInput,
+  t,
+} from "./i18n.js";
 import { connectLive, failed, showLoadError, startPage, toast } from "./shell.js";
 import { OPEN_STATUSES, TicketList } from "./ticket-list.js";
 import { TicketView } from "./ticket-view.js";
@@ -173,7 +181,7 @@ function callState(call, talking) {
 function tick() {
   const now = Date.now() / 1000;
   for (const cell of liveCalls.querySelectorAll("[data-since]")) {
-    cell.textContent = formatDuration(now - Number(cell.dataset.since));
+    cell.textContent = formatDuration(Math.floor(now - Number(cell.dataset.since))); // whole seconds tick
   }
 }
 
@@ -251,11 +259,56 @@ function isoDay(date) {
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
 }
 
+/**
+ * A day typed in the page's format (2026/12/04, Dec 4, 2026), with the browser's calendar
+ * behind the button beside it. `day` is the day as the API wants it, "YYYY-MM-DD", or "".
+ */
+class DateBox {
+  constructor(input) {
+    this.input = input;
+    this.picker = input.parentElement.querySelector(".date-picker");
+    this.day = "";
+    input.addEventListener("change", () => this.read());
+    this.picker.addEventListener("change", () => {
+      if (this.picker.value) this.set(this.picker.value);
+    });
+    input.parentElement.querySelector(".date-pick").addEventListener("click", () => {
+      this.picker.value = this.day;
+      try {
+        this.picker.showPicker();
+      } catch {
+        input.focus(); // no calendar in this browser: type the date
+      }
+    });
+  }
+
+  /** Take what was typed: a date becomes this box's day (and is written back in the page's format). */
+  read() {
+    const day = parseDateInput(this.input.value);
+    this.input.setCustomValidity(day ? "" : t("sup.badDate"));
+    if (day) this.set(day);
+    return day;
+  }
+
+  set(day) {
+    this.day = day;
+    this.input.value = formatDateInput(day);
+    this.input.setCustomValidity("");
+  }
+
+  relabel() {
+    if (this.day && parseDateInput(this.input.value) === this.day) this.input.value = formatDateInput(this.day);
+  }
+}
+
+const fromBox = new DateBox(period.elements.from);
+const toBox = new DateBox(period.elements.to);
+
 /** The last seven days, counted in the bridge's days rather than this browser's. */
 async function defaultPeriod() {
   const today = new Date();
-  period.elements.from.value = isoDay(new Date(today.getFullYear(), today.getMonth(), today.getDate() - 6));
-  period.elements.to.value = isoDay(today);
+  fromBox.set(isoDay(new Date(today.getFullYear(), today.getMonth(), today.getDate() - 6)));
+  toBox.set(isoDay(today));
   // A report counts days in the zone of the bridge's SLA calendar: near midnight that can
   // be another date than here. The default report says what "today" is over there.
   try {
@@ -263,17 +316,21 @@ async function defaultPeriod() {
     const day = String(report.period?.as_of || "").slice(0, 10);
     if (!/^\d{4}-\d{2}-\d{2}$/.test(day)) return;
     const [y, m, d] = day.split("-").map(Number);
-    period.elements.to.value = day;
-    period.elements.from.value = new Date(Date.UTC(y, m - 1, d - 6)).toISOString().slice(0, 10);
+    toBox.set(day);
+    fromBox.set(new Date(Date.UTC(y, m - 1, d - 6)).toISOString().slice(0, 10));
   } catch {
     // Keep this browser's dates; loadKpi will show what is wrong.
   }
 }
 
 async function loadKpi() {
-  const from = period.elements.from.value;
-  const to = period.elements.to.value;
-  if (!from || !to) return;
+  const from = fromBox.read();
+  const to = toBox.read();
+  if (!from || !to) {
+    kpiError.textContent = t("sup.badDate");
+    kpiError.hidden = false;
+    return;
+  }
   try {
     const report = await api(withQuery("/api/reports/kpi", { from, to }));
     lastReport = { report, from, to };
@@ -302,14 +359,15 @@ function drawKpi() {
   set("kpi-sla", formatPercent(report.sla?.resolution?.rate));
   set("kpi-fcr", formatPercent(report.first_contact_resolution?.rate));
   set("kpi-reopened", formatPercent(report.reopened?.rate));
-  // Shown as the bridge wrote it: in the zone its days are counted in, like from and to.
-  const asOf = String(report.period?.as_of || "").slice(0, 16).replace("T", " ");
+  // In the zone the bridge counts its days in, like from and to: not moved to this browser's.
+  const asOf = formatWallTime(report.period?.as_of);
   document.getElementById("as-of").textContent = asOf ? t("sup.asOf", { at: asOf }) : "";
 
   volumeChart(document.getElementById("chart-volume"), report.volumes?.by_day || {}, from, to);
   responseChart(document.getElementById("chart-response"), report.first_response_seconds, report.resolution_seconds);
   csatChart(document.getElementById("chart-csat"), report.csat);
   slaChart(document.getElementById("chart-sla"), report.sla);
+  categoryChart(document.getElementById("chart-category"), report.volumes?.by_category_group);
   document.getElementById("note-volume").textContent = t("chart.total", { n: report.tickets });
   document.getElementById("note-csat").textContent = report.csat?.count
     ? t("chart.csatMean", { v: report.csat.mean.toFixed(2), n: report.csat.count })
@@ -405,6 +463,8 @@ document.addEventListener("keydown", (event) => {
 async function main() {
   const { me } = await startPage({
     onLanguage: () => {
+      fromBox.relabel();
+      toBox.relabel();
       drawLive();
       drawSla();
       drawKpi();

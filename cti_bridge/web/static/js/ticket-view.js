@@ -784,7 +784,13 @@ function readControl(form, spec) {
     case "integer":
       return el.value === "" ? null : Number(el.value);
     case "category": {
-      const names = [...form.querySelectorAll("select.category-level")].map((s) => s.value).filter(Boolean);
+      // Down to the first empty level: a path has no gaps.
+      const names = [];
+      for (const box of form.querySelectorAll(".category-level")) {
+        const name = box.hidden ? "" : box.value.trim();
+        if (!name) break;
+        names.push(name);
+      }
       return names.length ? names.join("/") : null;
     }
     default:
@@ -857,68 +863,82 @@ function fieldControl(spec, value) {
   }
 }
 
-/** Three selects, each offering the children of the one before (大类 → 子类 → 场景). */
+/** A path's segment is this node: by its Chinese label (as stored), its English label or key. */
+function isNode(node, segment) {
+  return node.zh === segment || node.en === segment || node.key === segment;
+}
+
+/**
+ * Three boxes, one per level (大类 → 子类 → 场景), each showing its own level of the path.
+ *
+ * With a tree, each select offers the children of the node chosen above it. A segment the
+ * tree does not hold (the tree changed since the ticket was filed) stays in its own level's
+ * select, marked, so a save that did not touch the category keeps it. Without a tree (any text
+ * is a category) the levels are three text boxes.
+ */
 function categoryControl(spec, path) {
-  const names = path ? path.split("/") : [];
-  const levels = [1, 2, 3].map((n) =>
-    h("select", { class: "category-level", name: `category-${n}`, id: `field-category-${n}`, "aria-label": t(`ticket.categoryLevel${n}`) }),
-  );
+  const names = path ? path.split("/").map((name) => name.trim()) : [];
+  // Deeper than three levels (free text can be): the rest stays together in the last box, so
+  // an untouched category reads back as it was stored.
+  if (names.length > 3) names.splice(2, names.length, names.slice(2).join("/"));
+  const tree = getMeta().categories || [];
+  const attrs = (n) => ({
+    class: "category-level",
+    name: `category-${n}`,
+    id: `field-category-${n}`,
+    "aria-label": t(`ticket.categoryLevel${n}`),
+  });
+  const row = (levels) =>
+    h(
+      "div",
+      { class: "field wide" },
+      h("label", { for: "field-category-1" }, label(spec)),
+      h("div", { class: "category-row" }, levels),
+    );
+  if (!tree.length) {
+    return row(
+      [1, 2, 3].map((n) =>
+        h("input", { ...attrs(n), type: "text", maxlength: "100", placeholder: t(`ticket.categoryLevel${n}`), value: names[n - 1] || "" }),
+      ),
+    );
+  }
+  const levels = [1, 2, 3].map((n) => h("select", attrs(n)));
+  // The children of what is chosen above `depth`; nothing below a segment the tree does not hold.
   const nodesAt = (depth) => {
-    let nodes = getMeta().categories;
+    let nodes = tree;
     for (let i = 0; i < depth; i++) {
       const chosen = nodes.find((n) => n.zh === levels[i].value);
-      nodes = chosen ? chosen.children : [];
+      nodes = chosen ? chosen.children || [] : [];
     }
     return nodes;
   };
-  // A path the tree does not hold (the tree changed since) is kept as it is, not cleared
-  // by a save that did not touch it.
-  let level = getMeta().categories;
-  let known = names.every((name) => {
-    const node = (level || []).find((n) => n.zh === name);
-    level = node?.children;
-    return Boolean(node);
-  });
   const refill = (from) => {
-    if (!known && names.length) {
-      fill(levels[0], h("option", { value: "" }, t("ticket.choose")), h("option", { value: path }, path));
-      levels[0].value = path;
-      for (const select of levels.slice(1)) {
-        fill(select);
-        select.disabled = true;
-      }
-      return;
-    }
     for (let depth = from; depth < levels.length; depth++) {
       const select = levels[depth];
       const nodes = nodesAt(depth);
-      const wanted = select.value || names[depth] || "";
-      fill(select, h("option", { value: "" }, t("ticket.choose")), nodes.map((n) => h("option", { value: n.zh }, label(n))));
-      select.value = nodes.some((n) => n.zh === wanted) ? wanted : "";
-      select.disabled = nodes.length === 0;
+      const wanted = names[depth] || "";
+      const node = nodes.find((n) => isNode(n, wanted));
+      const options = nodes.map((n) => h("option", { value: n.zh }, label(n)));
+      if (wanted && !node) {
+        options.push(h("option", { value: wanted, class: "not-in-tree", title: t("ticket.notInTree") }, `${wanted} *`));
+      }
+      fill(select, h("option", { value: "" }, t("ticket.choose")), options);
+      select.value = node ? node.zh : wanted;
+      select.disabled = options.length === 0;
       // Below a chosen node without children the path is complete: no empty select there.
-      select.hidden = nodes.length === 0 && depth > 0 && Boolean(levels[depth - 1].value);
+      select.hidden = options.length === 0 && depth > 0 && Boolean(levels[depth - 1].value);
     }
   };
   levels.forEach((select, depth) =>
     select.addEventListener("change", () => {
-      names.length = 0; // from now on the selects say what is chosen
-      if (!known) {
-        known = true; // the old path is let go: offer the tree
-        refill(0);
-        return;
-      }
-      for (const below of levels.slice(depth + 1)) below.value = "";
+      // From here down the selects say what is chosen; the stored path is let go below it.
+      names.splice(depth, names.length, select.value);
+      names.length = depth + 1;
       refill(depth + 1);
     }),
   );
   refill(0);
-  return h(
-    "div",
-    { class: "field wide" },
-    h("label", { for: "field-category-1" }, label(spec)),
-    h("div", { class: "category-row" }, levels),
-  );
+  return row(levels);
 }
 
 function prioritySelect(code, changeable) {
