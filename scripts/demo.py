@@ -52,12 +52,13 @@ name,phone,company,email,tier,vip,notes
 Li Lei,+8613900139000,,li.lei@example.cn,standard,no,
 """
 
+ABANDONED_CALLER = "+8613600136000"  # called back by the agent the callback goes to
 CALLS = [
     # (what, DID, caller number, caller name, caller side)
     ("announcement only", "4000", "+8613700137000", "Zhao Min", "talk"),
     ("dial an agent (VIP customer)", "4001", "+8613800138000", "Wang Fang", "talk"),
     ("queue with agents", "4002", "+8613900139000", "Li Lei", "talk"),
-    ("abandoned in queue", "4003", "+8613600136000", "Chen Jie", "hangup-after-3"),
+    ("abandoned in queue", "4003", ABANDONED_CALLER, "Chen Jie", "hangup-after-3"),
     ("repeat caller (same number again)", "4001", "+8613900139000", "Li Lei", "talk"),
 ]
 
@@ -109,9 +110,9 @@ pbxs:
     recording_paths:
       - {{pbx: /var/spool/asterisk/monitor, local: {pbx_root}/var/spool/asterisk/monitor}}
 agents:
-  - {{id: agent1, name: Agent One, interfaces: [Local/agent1@agents], team: desk}}
-  - {{id: agent2, name: Agent Two, interfaces: [Local/agent2@agents], team: desk}}
-  - {{id: agent9, name: Agent Nine, interfaces: [Local/agent9@agents], team: desk}}
+  - {{id: agent1, name: Agent One, interfaces: [Local/agent1@agents, Local/agent1@phones], team: desk}}
+  - {{id: agent2, name: Agent Two, interfaces: [Local/agent2@agents, Local/agent2@phones], team: desk}}
+  - {{id: agent9, name: Agent Nine, interfaces: [Local/agent9@agents, Local/agent9@phones], team: desk}}
 teams:
   - {{name: desk, label: 一线支持, supervisor: sue}}
 phone: {{default_region: CN}}
@@ -151,6 +152,31 @@ async def originate(manager: Manager, did: str, number: str, name: str, side: st
             "Timeout": "30000",
         }
     )
+
+
+async def call_back(manager: Manager, config: Path, env: dict[str, str]) -> None:
+    """The agent given the abandoned call's callback ticket calls the customer back from their
+    desk phone ([from-internal] 9 + the number): the call joins that ticket as its callback."""
+    tickets = json.loads(await run(*CLI, "tickets", "list", "--json", "-c", str(config), env=env))
+    callback = next((t for t in tickets if t["caller_number"] == ABANDONED_CALLER), None)
+    if callback is None or not callback["assignee"]:
+        say("Callback: the abandoned call's ticket has nobody to call back yet (skipped)")
+        return
+    agent = callback["assignee"]
+    say(f"Callback: {agent} calls {ABANDONED_CALLER} back from their phone ({callback['number']})")
+    await manager.send_action(
+        {
+            "Action": "Originate",
+            "Channel": f"Local/{agent}@phones",
+            "Context": "from-internal",
+            "Exten": "9" + ABANDONED_CALLER.lstrip("+"),
+            "Priority": "1",
+            "CallerID": f'"{agent}" <{agent}>',
+            "Async": "false",
+            "Timeout": "30000",
+        }
+    )
+    await asyncio.sleep(9)
 
 
 async def show_pops(port: int, stop: asyncio.Event) -> None:
@@ -325,6 +351,7 @@ async def main() -> int:
             say(f"Call: {what} — {name} {number} dials {did}")
             await originate(manager, did, number, name, side)
             await asyncio.sleep(9)
+        await call_back(manager, config, env)
         manager.close()
 
         say("Waiting for recordings and transcripts")

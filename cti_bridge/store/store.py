@@ -452,7 +452,7 @@ class Store:
 
         async def write(tx: Session) -> Ticket | None:
             call = await tx.fetchone(
-                "SELECT c.id, c.ticket_id, s.score FROM calls c"
+                "SELECT c.id, c.ticket_id, c.agent_id, s.score FROM calls c"
                 " LEFT JOIN csat_scores s ON s.call_id = c.id WHERE c.pbx = ? AND c.linkedid = ?",
                 (pbx, linkedid),
             )
@@ -476,6 +476,8 @@ class Store:
             )
             assert row is not None
             data: dict[str, Any] = {"call": f"{pbx}/{linkedid}", "score": score}
+            if call["agent_id"]:  # whom it scores, even when the survey ran after they left
+                data["agent"] = call["agent_id"]
             if call["score"] is not None:
                 data["previous"] = call["score"]
             await _event(tx, call["ticket_id"], at, "csat", "customer", data)

@@ -269,6 +269,11 @@ async def test_blind_transfer_moves_the_ticket_to_the_agent_who_takes_the_caller
     assert handed["data"]["to"] == "agent5"
     pops = flows.pops(phone)
     assert ("agent4", "cancelled", "transferred") in pops and ("agent5", "answered", None) in pops
+    # agent5's pop says where the caller comes from.
+    [taken] = [b for a, b, _ in flows.inbox.pops_for(phone) if a == "agent5" and b["event"] == "answered"]
+    assert [(t["kind"], t["from_agent"], t["to_agent"]) for t in taken["transfers"]] == [
+        ("blind", "agent4", "agent5")
+    ]
     await ami_driver.hangup_all()
     ended = await flows.ended(phone)
     [call] = ended["calls"]
@@ -367,7 +372,10 @@ async def test_other_user_event_names_fill_the_survey_ivr_and_fields(flows, ami_
     ticket = await until(scored, 40, "the survey's score on the ticket")
     assert [s["score"] for s in ticket["csat"]] == [4]
     # The survey ran after the agent left: the score is the call's, and its agent's.
-    assert ticket["calls"][0]["agent_id"] in {"agent1", "agent2"}
+    agent = ticket["calls"][0]["agent_id"]
+    assert agent in {"agent1", "agent2"}
+    [scored] = [e for e in ticket["history"] if e["kind"] == "csat"]
+    assert scored["data"]["agent"] == agent
     assert ticket["fields"]["ivr_path"] == "service: 2"
     assert ticket["fields"]["order_number"] == "A-77812" and ticket["fields"]["product_model"] == "XR-200"
     # What the dialplan reported is found by search, the IVR path too.

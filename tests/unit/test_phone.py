@@ -44,3 +44,13 @@ def test_log_processor_masks_phone_keys_and_e164_anywhere():
         "linkedid": "1795358836.6",
         "count": 3,
     }
+
+
+def test_dialable_forms_of_a_number():
+    from cti_bridge.phone import dialable
+
+    assert dialable("+8613800138000", "digits") == "8613800138000"
+    assert dialable("+8613800138000", "e164") == "+8613800138000"
+    assert dialable("+8613800138000", "national") == "13800138000"
+    assert dialable("+8602161234567", "national") == "02161234567"  # Shanghai, with its trunk 0
+    assert dialable("+14155550123", "national") == "4155550123"

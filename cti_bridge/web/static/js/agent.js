@@ -1,7 +1,7 @@
 // The agent desk: the screen-pop of the call ringing or answered now, the agent's and the
 // team's tickets, and the ticket being worked.
 
-import { categoryLabel, crmDetails, debounce, fill, h, priorityBadge, statusBadge, typingIn, vipBadge } from "./dom.js";
+import { agentName, categoryLabel, crmDetails, debounce, fill, h, priorityBadge, statusBadge, typingIn, vipBadge } from "./dom.js";
 import { formatTime, t } from "./i18n.js";
 import { connectLive, failed, startPage, toast } from "./shell.js";
 import { OPEN_STATUSES, TicketList } from "./ticket-list.js";
@@ -183,6 +183,17 @@ function callerText(caller) {
   return [caller.name, caller.number].filter(Boolean).join(" · ") || t("pop.unknownCaller");
 }
 
+/** "Transferred by Agent Four (blind)": the caller comes from a colleague, who said what. */
+function transferLine(transfers) {
+  const last = transfers[transfers.length - 1];
+  if (!last || !last.from_agent) return null;
+  return h(
+    "span",
+    { class: "badge pop-transferred", "data-testid": "pop-transferred" },
+    t("pop.transferredFrom", { agent: agentName(last.from_agent), kind: t(`transfer.${last.kind}`) }),
+  );
+}
+
 function drawPops(fresh = false) {
   const pop = pops[0];
   if (popShown && pop) {
@@ -235,6 +246,7 @@ function popCard(pop) {
       h("span", { class: "pop-number" }, pop.caller.number || (pop.caller.name ? t("pop.withheld") : t("pop.unknownCaller"))),
       pop.caller.name ? h("span", { class: "pop-caller-name", "data-testid": "pop-caller-name" }, pop.caller.name) : null,
       pop.queue ? h("span", { class: "muted" }, t("pop.queue", { queue: pop.queue })) : null,
+      transferLine(pop.raw?.transfers || []),
     ),
     h(
       "div",
