@@ -156,7 +156,12 @@ class AmiClient:
         A PBX without app_queue answers with an error: its agents' states stay unknown.
         """
         action = session.send_action({"Action": "QueueStatus"})
-        messages = await asyncio.wait_for(_shielded(action, lost), ACTION_TIMEOUT)
+        try:
+            messages = await asyncio.wait_for(_shielded(action, lost), ACTION_TIMEOUT)
+        except TimeoutError:
+            # Agents' states stay as the events tell them; the calls' resync is done already.
+            log.warning("ami.queue_status_timeout", pbx=self.name, seconds=ACTION_TIMEOUT)
+            return
         if not isinstance(messages, list):
             messages = [messages]
         if messages and messages[0].get("Response") == "Error":

@@ -46,6 +46,7 @@ class RingEnd(StrEnum):
     NO_ANSWER = "no_answer"  # rang out (AgentRingNoAnswer, DialEnd NOANSWER/BUSY)
     CALLER_HUNG_UP = "caller_hung_up"  # the caller gave up while it rang
     ANSWERED_ELSEWHERE = "answered_elsewhere"  # another agent took the call
+    CONSULTATION_ENDED = "consultation_ended"  # consulted before a transfer that did not happen
 
 
 @dataclass(frozen=True, slots=True)

@@ -258,12 +258,14 @@ class CallTracker:
         if channel is None:
             return []
         del state.channels[event.uniqueid]
+        updates: list[CallUpdate] = []
         for consulted, leg in list(state.consulted.items()):
             if leg == event.uniqueid:
-                del state.consulted[consulted]  # the consultation ended without a transfer
+                # The consultation ended without a transfer: the colleague's pop is withdrawn.
+                del state.consulted[consulted]
+                updates += self._ring_stopped(state, consulted, RingEnd.CONSULTATION_ENDED)
         if event.uniqueid == state.inbound_uniqueid or state.hangup_cause is None:
             state.hangup_cause, state.hangup_cause_text = event.cause, event.cause_text
-        updates: list[CallUpdate] = []
         if event.uniqueid == state.inbound_uniqueid:
             updates += self._stop_ringing(state, RingEnd.CALLER_HUNG_UP)
         if state.channels:

@@ -232,7 +232,8 @@ class ScreenPop(_Payload):
     )
     reason: str | None = Field(
         None,
-        description="cancelled: no_answer | caller_hung_up | answered_elsewhere | transferred.",
+        description="cancelled: no_answer | caller_hung_up | answered_elsewhere | transferred | "
+        "consultation_ended.",
     )
     agent_id: str
     event_at: str = Field(description="When the PBX reported the ring/answer.")

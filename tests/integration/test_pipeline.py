@@ -288,7 +288,8 @@ async def test_post_call_survey_scores_land_on_the_right_tickets(bridge, ami_dri
         assert [(c["linkedid"], c["score"]) for c in ticket["csat"]] == [(call["linkedid"], score)]
         [event] = [e for e in ticket["history"] if e["kind"] == "csat"]
         assert event["actor"] == "customer"
-        assert event["data"] == {"call": f"sandbox/{call['linkedid']}", "score": score}
+        # The score names the agent who took the call: the survey ran after they hung up.
+        assert event["data"] == {"call": f"sandbox/{call['linkedid']}", "score": score, "agent": "agent1"}
         notices = bridge.inbox.topic(f"tickets/{ticket['number']}")
         assert [n["data"] for n in notices if n["event"] == "csat"] == [
             {"call": f"sandbox/{call['linkedid']}", "score": score}

@@ -181,3 +181,14 @@ def test_a_queue_status_list_replaces_what_was_known_of_that_pbx():
     assert states == {"agent1": AgentStatus.LOGGED_OUT, "agent2": AgentStatus.PAUSED}
 
     assert presence.state("agent2").pause_reason == "break"
+
+
+def test_a_consultation_without_a_transfer_withdraws_the_colleagues_pop():
+    tracker = CallTracker({"p": PbxRouting(frozenset({"from-pstn"}))}, AGENTS)
+    # The attended capture with its AttendedTransfer left out: agent4 consulted agent5, and
+    # everyone hung up without the transfer happening.
+    events = [e for e in domain_events("attended") if not isinstance(e, ev.CallTransferred)]
+    updates = [update for event in events for update in tracker.handle(event)]
+    assert f"AgentRingStopped:agent5:{RingEnd.CONSULTATION_ENDED}" in summary(updates)
+    assert [u.agent_id for u in updates if isinstance(u, AgentAnswered)] == ["agent4"]
+    assert not [u for u in updates if isinstance(u, Transferred)]
