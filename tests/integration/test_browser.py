@@ -385,6 +385,9 @@ async def test_supervisor_sees_live_calls_and_the_kpi_charts_change(
     await expect(volume).to_have_attribute("data-total", str(before + 1), timeout=15_000)
     await expect(page.locator("[data-testid=kpi-tickets]")).to_have_text(str(tickets_before + 1))
     assert "工单" in await page.locator("body").inner_text()  # the zh-CN browser gets Chinese
+    # The call flows' figures: a rate of tickets transferred, calls cut by a PBX crash.
+    await expect(page.locator("[data-testid=kpi-transferred]")).to_have_text(re.compile(r"^\d+(\.\d)?%$"))
+    await expect(page.locator("[data-testid=kpi-interrupted]")).to_have_text(re.compile(r"^\d+$"))
     await page.screenshot(path=screenshot_path("supervisor-after"))
     no_page_errors(page)
     await page.context.close()

@@ -358,6 +358,10 @@ function drawKpi() {
   set("kpi-csat", report.csat?.mean ? report.csat.mean.toFixed(2) : "–");
   set("kpi-sla", formatPercent(report.sla?.resolution?.rate));
   set("kpi-fcr", formatPercent(report.first_contact_resolution?.rate));
+  set("kpi-transferred", formatPercent(report.transfers?.tickets?.rate));
+  set("kpi-callback-made", formatPercent(report.callbacks?.made?.rate));
+  set("kpi-time-to-callback", formatDurationShort(report.callbacks?.time_to_callback_seconds?.p50));
+  set("kpi-interrupted", String(report.volumes?.calls_by_outcome?.interrupted || 0));
   set("kpi-reopened", formatPercent(report.reopened?.rate));
   // In the zone the bridge counts its days in, like from and to: not moved to this browser's.
   const asOf = formatWallTime(report.period?.as_of);
