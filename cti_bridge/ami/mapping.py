@@ -360,6 +360,7 @@ def _queuemember(pbx: str, m: Message, at: float) -> ev.QueueMemberChanged:
         logged_in=_text(m, "Event") != "QueueMemberRemoved",
         paused=_text(m, "Paused") == "1",
         reason=_text(m, "PausedReason") or _text(m, "Reason"),
+        state_interface=_text(m, "StateInterface"),
     )
 
 

@@ -30,9 +30,15 @@ class AgentDirectory:
     def __init__(self, entries: Iterable[AgentEntry]) -> None:
         self._by_interface: dict[tuple[str | None, str], str] = {}
         self._by_extension: dict[tuple[str | None, str], str] = {}
+        # PJSIP/1001 is also the agent behind Local/1001@from-queue/n: queues that reach their
+        # members through Local channels (FreePBX and its kin) name the extension, not the device.
+        self._by_device_extension: dict[tuple[str | None, str], str] = {}
         for entry in entries:
             for interface in entry.interfaces:
                 self._by_interface[(entry.pbx, interface.lower())] = entry.agent_id
+                tech, slash, resource = interface.partition("/")
+                if slash and tech.lower() != "local" and resource.isdigit():
+                    self._by_device_extension.setdefault((entry.pbx, resource), entry.agent_id)
             if entry.extension:
                 self._by_extension[(entry.pbx, entry.extension)] = entry.agent_id
 
@@ -42,8 +48,13 @@ class AgentDirectory:
         agent = self._by_interface.get((pbx, key)) or self._by_interface.get((None, key))
         if agent is not None:
             return agent
-        _, slash, resource = interface.partition("/")
+        tech, slash, resource = interface.partition("/")
         if not slash:
             return None
         extension = resource.split("@", 1)[0]
-        return self._by_extension.get((pbx, extension)) or self._by_extension.get((None, extension))
+        found = self._by_extension.get((pbx, extension)) or self._by_extension.get((None, extension))
+        if found is None and tech.lower() == "local":
+            found = self._by_device_extension.get((pbx, extension)) or self._by_device_extension.get(
+                (None, extension)
+            )
+        return found

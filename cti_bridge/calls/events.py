@@ -163,6 +163,7 @@ class QueueMemberChanged(PbxEvent):
     logged_in: bool
     paused: bool
     reason: str = ""
+    state_interface: str = ""  # the device whose state the member follows (often the real phone)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

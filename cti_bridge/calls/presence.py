@@ -86,9 +86,14 @@ class AgentPresence:
         return {a: e.status for a, e in self._agents.items() if e.status is not AgentStatus.LOGGED_IN}
 
     def _member_agent(self, member: ev.QueueMemberChanged) -> str | None:
-        return self._directory.agent_for(member.pbx, member.interface) or self._directory.agent_for(
-            member.pbx, interface_of(member.interface)
-        )
+        for interface in (member.interface, member.state_interface):
+            if interface:
+                agent = self._directory.agent_for(member.pbx, interface) or self._directory.agent_for(
+                    member.pbx, interface_of(interface)
+                )
+                if agent is not None:
+                    return agent
+        return None
 
     def _set(self, agent: str, member: ev.QueueMemberChanged) -> None:
         entry = self._agents.setdefault(agent, _Agent())

@@ -287,7 +287,17 @@ class CallTracker:
             # Also the agent with the caller consulting a colleague (an attended transfer's
             # first half): the colleague's phone rings for this call.
             return self._ring(state, agent, event.dest_uniqueid)
-        if state.direction is Direction.INBOUND or state.customer_uniqueid is not None:
+        if state.direction is Direction.INBOUND:
+            return []
+        if state.customer_uniqueid is not None:
+            # A dial through a Local channel (an outbound macro, a dial-out context) reaches the
+            # trunk in a second dial: that one names the number as the trunk gets it.
+            if not _is_local(state.channels.get(state.customer_uniqueid)) or _is_local_name(
+                event.dest_channel
+            ):
+                return []
+            state.customer_uniqueid = event.dest_uniqueid
+            state.caller_number = _dialled_number(event) or state.caller_number
             return []
         if state.origin_agent is None and not state.outbound:
             return []
@@ -308,8 +318,8 @@ class CallTracker:
         if state.customer_uniqueid is not None and event.dest_uniqueid == state.customer_uniqueid:
             if event.status != "ANSWER" or state.origin_agent is None:
                 return []
-            agent_leg = event.uniqueid if event.uniqueid != event.dest_uniqueid else None
-            return self._agent_answered(state, state.origin_agent, event.at, agent_leg)
+            # The agent's leg is the call's first channel, their phone (its uniqueid is the Linkedid).
+            return self._agent_answered(state, state.origin_agent, event.at, state.key.linkedid)
         agent = self._agents.agent_for(event.pbx, interface_of(event.dest_channel))
         if agent is None or agent not in state.ringing:
             return []
@@ -679,6 +689,14 @@ class CallTracker:
         updates += self._stop_ringing(state, RingEnd.CALLER_HUNG_UP)
         updates.append(CallEnded(state.snapshot(ended_at=at, outcome=outcome)))
         return updates
+
+
+def _is_local_name(channel: str) -> bool:
+    return channel.startswith("Local/")
+
+
+def _is_local(channel: _Channel | None) -> bool:
+    return channel is not None and _is_local_name(channel.channel)
 
 
 def _dialled_number(event: ev.DialStarted) -> str | None:

@@ -30,3 +30,12 @@ def test_directory_by_interface_extension_and_pbx():
     assert directory.agent_for("east", "PJSIP/1003") == "carol"
     assert directory.agent_for("west", "PJSIP/1003") is None
     assert directory.agent_for("main", "PJSIP/9999") is None
+
+
+def test_a_queue_member_reached_through_a_local_channel_is_the_devices_agent():
+    # FreePBX-style queues ring Local/1001@from-queue/n; the agent is configured by device.
+    directory = AgentDirectory([AgentEntry("alice", ("PJSIP/1001",)), AgentEntry("dave", ("PJSIP/1004",))])
+    assert directory.agent_for("main", "Local/1001@from-queue/n") == "alice"
+    assert directory.agent_for("main", "Local/1004@from-queue") == "dave"
+    # Only Local channels name an extension that way: SIP/1001 is another device altogether.
+    assert directory.agent_for("main", "SIP/1001") is None

@@ -192,3 +192,20 @@ def test_a_consultation_without_a_transfer_withdraws_the_colleagues_pop():
     assert f"AgentRingStopped:agent5:{RingEnd.CONSULTATION_ENDED}" in summary(updates)
     assert [u.agent_id for u in updates if isinstance(u, AgentAnswered)] == ["agent4"]
     assert not [u for u in updates if isinstance(u, Transferred)]
+
+
+def test_a_member_known_by_its_state_interface():
+    presence = AgentPresence(AgentDirectory([AgentEntry("alice", ("PJSIP/1001",))]))
+    member = ev.QueueMemberChanged(
+        pbx="p",
+        at=1.0,
+        queue="support",
+        interface="Local/alice-desk@members/n",  # a dialplan's own name for the member
+        member_name="Alice",
+        logged_in=True,
+        paused=True,
+        reason="meeting",
+        state_interface="PJSIP/1001",  # the phone whose state it follows
+    )
+    [state] = presence.apply(member)
+    assert (state.agent_id, state.status, state.pause_reason) == ("alice", AgentStatus.PAUSED, "meeting")

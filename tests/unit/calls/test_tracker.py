@@ -394,3 +394,54 @@ def test_a_choice_after_routing_is_on_the_later_snapshots():
     )
     out = t.handle(hangup("1.1", "1.1", "PJSIP/trunk-00000001", 9.0))
     assert out[-1].call.ivr_choices == (("survey-opt-in", "1"),)
+
+
+def test_an_outbound_dial_through_a_local_channel_takes_the_trunks_number():
+    """The phone dials a Local dial-out context (9 + number), which dials the trunk: the customer
+    is the number the trunk is given, answered when the trunk answers."""
+    t = CallTracker(
+        {"p": PbxRouting(frozenset({"from-pstn"}))},
+        AgentDirectory([AgentEntry("alice", ("PJSIP/1001",))]),
+    )
+    out = t.handle(chan("1.1", "1.1", "PJSIP/1001-00000001", context="from-internal", exten="9013800138000"))
+
+    def dial(uid, dest_uid, dest, dial_string, at):
+        return ev.DialStarted(
+            pbx="p",
+            at=at,
+            uniqueid=uid,
+            linkedid="1.1",
+            dest_uniqueid=dest_uid,
+            dest_channel=dest,
+            dial_string=dial_string,
+        )
+
+    out += t.handle(chan("1.2", "1.1", "Local/9013800138000@dialout-00000002;1", context="dialout"))
+    out += t.handle(chan("1.3", "1.1", "Local/9013800138000@dialout-00000002;2", context="dialout"))
+    out += t.handle(
+        dial("1.1", "1.2", "Local/9013800138000@dialout-00000002;1", "9013800138000@dialout", 1.0)
+    )
+    out += t.handle(chan("1.4", "1.1", "PJSIP/trunk-00000003", context="from-trunk"))
+    out += t.handle(dial("1.3", "1.4", "PJSIP/trunk-00000003", "013800138000@trunk", 1.1))
+    out += t.handle(
+        ev.DialEnded(
+            pbx="p",
+            at=3.0,
+            uniqueid="1.3",
+            linkedid="1.1",
+            dest_uniqueid="1.4",
+            dest_channel="PJSIP/trunk-00000003",
+            status="ANSWER",
+        )
+    )
+    for uid, name in (
+        ("1.4", "PJSIP/trunk-00000003"),
+        ("1.3", "x;2"),
+        ("1.2", "x;1"),
+        ("1.1", "PJSIP/1001-1"),
+    ):
+        out += t.handle(hangup(uid, "1.1", name, 9.0))
+    assert kinds(out) == ["CallQualified", "AgentRang:alice", "AgentAnswered:alice", "CallEnded"]
+    end = out[-1].call
+    assert end.direction is Direction.OUTBOUND and end.caller_number == "013800138000"
+    assert (end.answered_at, end.outcome, end.placed_by) == (3.0, Outcome.ANSWERED, "alice")
