@@ -500,6 +500,7 @@ class CallPipeline:
                 started_at=open_call.started_at,
                 answered_at=open_call.answered_at,
                 agent_id=open_call.agent_id,
+                placed_by=open_call.placed_by,
                 ended_at=ended_at,
                 outcome=outcome,
                 recordings=open_call.recordings,

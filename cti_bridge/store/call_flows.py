@@ -124,7 +124,7 @@ async def note_callback_made(tx: Session, ticket_id: int, call: Call, at: float)
     data = {
         "call": str(call.key),
         "answered": call.answered_at is not None,
-        "agent": call.agent_id or (call.rang_agents[0] if call.rang_agents else None),
+        "agent": call.placed_by or call.agent_id,
         "after_seconds": round(max(0.0, call.started_at - since), 3),
         "outcome": str(call.outcome),
     }

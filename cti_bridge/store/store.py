@@ -109,6 +109,7 @@ class OpenCall:
     started_at: float
     answered_at: float | None
     agent_id: str | None
+    placed_by: str | None
     recordings: tuple[str, ...]
 
 
@@ -489,7 +490,7 @@ class Store:
         """Calls of a PBX whose end we have not recorded (e.g. we were down when they ended)."""
         rows = await self._db.fetchall(
             "SELECT c.id, c.pbx, c.linkedid, c.ticket_id, c.direction, c.started_at, c.answered_at,"
-            " c.agent_id,"
+            " c.agent_id, c.placed_by,"
             " (SELECT group_concat(pbx_path, char(10)) FROM recordings r WHERE r.call_id = c.id)"
             " AS recordings FROM calls c WHERE c.pbx = ? AND c.ended_at IS NULL",
             (pbx,),
@@ -504,6 +505,7 @@ class Store:
                 started_at=r["started_at"],
                 answered_at=r["answered_at"],
                 agent_id=r["agent_id"],
+                placed_by=r["placed_by"],
                 recordings=tuple(r["recordings"].split("\n")) if r["recordings"] else (),
             )
             for r in rows
