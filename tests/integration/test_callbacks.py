@@ -108,7 +108,12 @@ async def callback_ticket(store: Store, number: str) -> dict[str, Any]:
         detail = await store.ticket_detail(rows[0]["number"])
         return detail if any(e["actor"] == "dispatch" for e in detail["history"]) else None
 
-    return await until(ready, 60, f"a dispatched callback ticket for {number}")
+    seen = await until(ready, 60, f"a dispatched callback ticket for {number}")
+    # Read again: the detail's ticket row is read before its history, so the dispatch can
+    # commit between the two reads (its events seen, its assignment not yet).
+    detail = await store.ticket_detail(seen["number"])
+    assert detail is not None
+    return detail
 
 
 async def dispatch_events(store: Store, ticket_id: int) -> list[dict[str, Any]]:
