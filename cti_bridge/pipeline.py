@@ -47,7 +47,7 @@ from cti_bridge.screenpop.payload import (
 from cti_bridge.store import Store
 from cti_bridge.tickets.dispatch import Availability, CallbackPolicy
 from cti_bridge.tickets.model import CSAT_SCORES
-from cti_bridge.tickets.prefill import ivr_path
+from cti_bridge.tickets.prefill import dialplan_fields
 from cti_bridge.tickets.service import TicketForCall, TicketService, answered_by
 from cti_bridge.tickets.workflow import Workflow
 
@@ -319,9 +319,7 @@ class CallPipeline:
         if self._workflow is None:
             return
         await self._ticket_for(call)
-        values = dict(call.reported_fields)
-        if call.ivr_choices:
-            values["ivr_path"] = ivr_path(call.ivr_choices)
+        values = dialplan_fields(call)
         ticket = await self._store.record_dialplan_fields(call, values, workflow=self._workflow, at=event_at)
         if ticket is not None:
             self._notify("fields_reported", ticket, event_at, call=str(call.key), fields=sorted(values))

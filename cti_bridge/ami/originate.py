@@ -24,7 +24,9 @@ class DialRefused(Exception):
     """The PBX could not be reached, refused the login or refused the Originate."""
 
 
-class _FirstResponse(actions.Action):  # type: ignore[misc]
+class FirstResponseAction(actions.Action):  # type: ignore[misc]
+    """An action whose `first` future gets its first response (see the module docstring)."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.first: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -64,7 +66,7 @@ class AmiDialer:
         except (OSError, TimeoutError, ConnectionError) as exc:
             raise DialRefused(f"PBX {self._pbx.name} unreachable: {exc}") from exc
         try:
-            action = _FirstResponse(
+            action = FirstResponseAction(
                 {
                     "Action": "Originate",
                     "Channel": device,

@@ -42,6 +42,10 @@ class AgentDirectory:
             if entry.extension:
                 self._by_extension[(entry.pbx, entry.extension)] = entry.agent_id
 
+    def agent_of_channel(self, pbx: str, channel: str) -> str | None:
+        """The agent whose device a channel (`PJSIP/1001-0000000a`) is on; None for no channel."""
+        return self.agent_for(pbx, interface_of(channel)) if channel else None
+
     def agent_for(self, pbx: str, interface: str) -> str | None:
         """The agent whose device is `interface` on `pbx`, if any."""
         key = interface.lower()

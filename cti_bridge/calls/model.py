@@ -86,7 +86,6 @@ class Call:
     reported_fields: tuple[tuple[str, str], ...] = ()
     # The ticket the dialplan or a click-to-dial named for this call (a CTI_TICKET variable).
     ticket_hint: str | None = None
-    last_event_at: float | None = None  # the last event seen of the call
     # (menu, choice) in the order the caller chose: the Menu of an IvrChoice UserEvent, or
     # the name of a configured IVR variable. A menu can appear twice when the caller went back.
     ivr_choices: tuple[tuple[str, str], ...] = ()

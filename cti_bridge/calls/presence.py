@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from cti_bridge.calls import events as ev
-from cti_bridge.calls.agents import AgentDirectory, interface_of
+from cti_bridge.calls.agents import AgentDirectory
 
 
 class AgentStatus(StrEnum):
@@ -86,14 +86,9 @@ class AgentPresence:
         return {a: e.status for a, e in self._agents.items() if e.status is not AgentStatus.LOGGED_IN}
 
     def _member_agent(self, member: ev.QueueMemberChanged) -> str | None:
-        for interface in (member.interface, member.state_interface):
-            if interface:
-                agent = self._directory.agent_for(member.pbx, interface) or self._directory.agent_for(
-                    member.pbx, interface_of(interface)
-                )
-                if agent is not None:
-                    return agent
-        return None
+        return self._directory.agent_of_channel(
+            member.pbx, member.interface
+        ) or self._directory.agent_of_channel(member.pbx, member.state_interface)
 
     def _set(self, agent: str, member: ev.QueueMemberChanged) -> None:
         entry = self._agents.setdefault(agent, _Agent())

@@ -91,7 +91,6 @@ class _CallState:
     rang: list[str] = field(default_factory=list)
     ringing: dict[str, str] = field(default_factory=dict)  # agent -> their ringing leg
     consulted: dict[str, str] = field(default_factory=dict)  # agent -> answered consultation leg
-    answered_by: set[str] = field(default_factory=set)
     queued: bool = False
     abandoned: bool = False
     hangup_cause: int | None = None
@@ -130,7 +129,6 @@ class _CallState:
             ivr_choices=tuple(self.ivr_choices),
             reported_fields=tuple(self.reported_fields.items()),
             ticket_hint=self.ticket_hint,
-            last_event_at=self.last_seen,
         )
         return dataclasses.replace(call, **changes) if changes else call
 
@@ -194,10 +192,6 @@ class CallTracker:
     def live_calls(self) -> list[Call]:
         return [state.snapshot() for state in self._calls.values()]
 
-    def live_call(self, key: CallKey) -> Call | None:
-        state = self._calls.get(key)
-        return state.snapshot() if state is not None else None
-
     def booted_at(self, pbx: str) -> float | None:
         """When the PBX last started, as it said at our last login (None: not known)."""
         return self._booted_at.get(pbx)
@@ -220,7 +214,7 @@ class CallTracker:
         state.last_seen = event.at
         if event.uniqueid == event.linkedid:
             # The call's first channel: an agent's phone here means the agent placed the call.
-            state.origin_agent = self._agents.agent_for(event.pbx, interface_of(event.channel))
+            state.origin_agent = self._agents.agent_of_channel(event.pbx, event.channel)
         self._classify(state, event.uniqueid, confirmed=False)
         return []
 
@@ -278,7 +272,7 @@ class CallTracker:
         state, _ = self._find(event)
         if state is None:
             return []
-        agent = self._agents.agent_for(event.pbx, interface_of(event.dest_channel))
+        agent = self._agents.agent_of_channel(event.pbx, event.dest_channel)
         if agent is not None:
             if agent == state.origin_agent and state.direction is not Direction.INBOUND:
                 return []  # a click-to-dial rings the agent's own phone first
@@ -292,9 +286,8 @@ class CallTracker:
         if state.customer_uniqueid is not None:
             # A dial through a Local channel (an outbound macro, a dial-out context) reaches the
             # trunk in a second dial: that one names the number as the trunk gets it.
-            if not _is_local(state.channels.get(state.customer_uniqueid)) or _is_local_name(
-                event.dest_channel
-            ):
+            through_local = _is_local(state.channels.get(state.customer_uniqueid))
+            if not through_local or _is_local_name(event.dest_channel):
                 return []
             state.customer_uniqueid = event.dest_uniqueid
             state.caller_number = _dialled_number(event) or state.caller_number
@@ -320,7 +313,7 @@ class CallTracker:
                 return []
             # The agent's leg is the call's first channel, their phone (its uniqueid is the Linkedid).
             return self._agent_answered(state, state.origin_agent, event.at, state.key.linkedid)
-        agent = self._agents.agent_for(event.pbx, interface_of(event.dest_channel))
+        agent = self._agents.agent_of_channel(event.pbx, event.dest_channel)
         if agent is None or agent not in state.ringing:
             return []
         if event.status == "ANSWER":
@@ -389,11 +382,7 @@ class CallTracker:
         state, _ = self._find(event)
         if state is None:
             return []
-        from_agent = (
-            self._agents.agent_for(event.pbx, interface_of(event.transferer_channel))
-            if event.transferer_channel
-            else None
-        ) or state.agent_id
+        from_agent = self._agents.agent_of_channel(event.pbx, event.transferer_channel) or state.agent_id
         if event.kind == TransferKind.BLIND:
             transfer = Transfer(
                 kind=TransferKind.BLIND, at=event.at, from_agent=from_agent, target=event.target
@@ -405,11 +394,7 @@ class CallTracker:
             return []
         # Attended: the caller is now with the colleague the agent consulted, who got no
         # AgentConnect of their own: the target channel's agent, else the one consulted last.
-        target = (
-            self._agents.agent_for(event.pbx, interface_of(event.target_channel))
-            if event.target_channel
-            else None
-        )
+        target = self._agents.agent_of_channel(event.pbx, event.target_channel)
         if target in (None, from_agent):
             target = next(reversed(state.consulted), None)
         leg = state.consulted.get(target) if target is not None else None
@@ -534,7 +519,7 @@ class CallTracker:
         if state.direction is not Direction.INBOUND:
             return updates
         for live in lives:
-            agent = self._agents.agent_for(event.pbx, interface_of(live.channel))
+            agent = self._agents.agent_of_channel(event.pbx, live.channel)
             if agent is None:
                 continue
             if live.up and live.bridged:
@@ -552,7 +537,7 @@ class CallTracker:
             for live in lives
             if routing.is_inbound(live.context, live.exten)
             and live.application_data != "(Outgoing Line)"
-            and self._agents.agent_for(pbx, interface_of(live.channel)) is None
+            and self._agents.agent_of_channel(pbx, live.channel) is None
         ]
         # Of a Local pair both parked in the inbound context, the later half runs the dialplan.
         return max(candidates, key=lambda live: _uniqueid_order(live.uniqueid), default=None)
@@ -581,7 +566,7 @@ class CallTracker:
             return  # a call an agent placed is theirs, whatever contexts it passes through
         if not routing.is_inbound(channel.context, channel.exten):
             return
-        if self._agents.agent_for(state.key.pbx, interface_of(channel.channel)) is not None:
+        if self._agents.agent_of_channel(state.key.pbx, channel.channel) is not None:
             return  # an agent's own leg is never the caller's
         if state.inbound_uniqueid is None or confirmed:
             state.inbound_uniqueid, state.inbound_confirmed = uniqueid, confirmed
@@ -655,7 +640,6 @@ class CallTracker:
         state.ringing.pop(agent, None)
         updates += self._stop_ringing(state, RingEnd.ANSWERED_ELSEWHERE)
         updates += self._agent_rang(state, agent)
-        state.answered_by.add(agent)
         state.agent_id, state.agent_uniqueid = agent, leg
         if state.answered_at is None:
             state.answered_at = at

@@ -74,10 +74,6 @@ class UserEventRules:
         self._ivrs = _by_event(ivrs)
         self._fields = _by_event(fields)
 
-    @property
-    def survey_mappings(self) -> tuple[SurveyMapping, ...]:
-        return tuple(m for ms in self._surveys.values() for m in ms)
-
     def read(self, event: ev.UserEventReceived) -> UserEventReading:
         name = event.name.lower()
         headers = {key.lower(): value for key, value in event.fields}

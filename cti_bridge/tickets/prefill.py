@@ -30,9 +30,7 @@ def prefill(
         customer.name if customer else None, call.caller_name, caller_e164 or call.caller_number
     )
     outbound = call.direction is Direction.OUTBOUND
-    fields: dict[str, object] = {**_contact(call, caller_e164, customer), **dict(call.reported_fields)}
-    if call.ivr_choices:
-        fields["ivr_path"] = ivr_path(call.ivr_choices)
+    fields: dict[str, object] = {**_contact(call, caller_e164, customer), **dialplan_fields(call)}
     fields.update({name: found.value for name, found in decision.fields.items()})
     return NewTicket(
         status=TicketStatus.ASSIGNED if outbound and call.placed_by else TicketStatus.NEW,
@@ -52,9 +50,13 @@ def prefill(
     )
 
 
-def ivr_path(choices: tuple[tuple[str, str], ...]) -> str:
-    """The caller's way through the IVR as one searchable text: `main: 2 > billing: 1`."""
-    return " > ".join(f"{menu}: {choice}" for menu, choice in choices)
+def dialplan_fields(call: Call) -> dict[str, str]:
+    """The field values the dialplan told of the call: what mapped UserEvents reported, and the
+    caller's way through the IVR as one searchable text, `main: 2 > billing: 1` (`ivr_path`)."""
+    values = dict(call.reported_fields)
+    if call.ivr_choices:
+        values["ivr_path"] = " > ".join(f"{menu}: {choice}" for menu, choice in call.ivr_choices)
+    return values
 
 
 def caller_label(customer_name: str | None, caller_name: str | None, number: str | None) -> str:

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from panoramisk import Manager, actions
+from panoramisk import Manager
+
+from cti_bridge.ami.originate import FirstResponseAction
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PBX_SCRIPT = REPO_ROOT / "asterisk" / "sandbox" / "pbx.sh"
@@ -417,24 +419,6 @@ class _Manager(Manager):  # type: ignore[misc]
         super().close()
 
 
-class _FirstResponseAction(actions.Action):  # type: ignore[misc]
-    """An action whose ``accepted`` future gets the first response.
-
-    With Async: true panoramisk resolves an Originate's own future only when the call's
-    OriginateResponse arrives (that is, after the call was answered, or never); the first
-    response, "Originate successfully queued", is what callers want to wait for.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.accepted: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-
-    def add_message(self, message: Any) -> Any:
-        if not self.accepted.done():
-            self.accepted.set_result(message)
-        return super().add_message(message)
-
-
 class AmiDriver:
     """A panoramisk 1.4 AMI session; by default the sandbox's ``tests`` user, which may originate.
 
@@ -541,9 +525,9 @@ class AmiDriver:
         that never comes: QueueAdd's "Added interface to queue", for one.
         """
         await self.wait_logged_in(timeout)
-        first = _FirstResponseAction(dict(action))
+        first = FirstResponseAction(dict(action))
         self._manager.send_action(first)
-        return await asyncio.wait_for(first.accepted, timeout)
+        return await asyncio.wait_for(first.first, timeout)
 
     async def originate_from_agent(self, device: str, number: str, agent_name: str = "Agent") -> None:
         """An agent's phone calls out: ring ``device`` (e.g. ``Local/agent1@phones``, which picks up
