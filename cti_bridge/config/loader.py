@@ -90,12 +90,22 @@ def load_config(
     try:
         config = Config.model_validate(data, context={FROM_FILE: True})
     except ValidationError as exc:
-        raise ConfigError(
-            [
-                ConfigProblem(file, _line_for(err["loc"], lines), _dotted(err["loc"]), _message(err))
-                for err in exc.errors()
-            ]
-        ) from None
+        errors = exc.errors()
+        shown = [
+            ConfigProblem(file, _line_for(err["loc"], lines), _dotted(err["loc"]), _message(err))
+            for err in errors[:MAX_PROBLEMS]
+        ]
+        if len(errors) > MAX_PROBLEMS:
+            # 30,000 bad list items are one mistake repeated: reading them all helps nobody.
+            shown.append(
+                ConfigProblem(
+                    file,
+                    _line_for(errors[MAX_PROBLEMS]["loc"], lines),
+                    "",
+                    f"and {len(errors) - MAX_PROBLEMS} more problems from here on",
+                )
+            )
+        raise ConfigError(shown) from None
     found = _unreadable_secrets(config) if check_secrets else []
     if check_paths:
         found += _missing_models(config)
@@ -130,6 +140,7 @@ def reveal(secret: SecretRef) -> SecretStr:
 MAX_CONFIG_BYTES = 256 * 1024
 MAX_VALUES = 50_000  # e.g. 5,000 agents of 8 values each
 MAX_NESTING = 64
+MAX_PROBLEMS = 100  # reported; the rest are counted
 # Nodes that aliases bring in, all together: `<<: *defaults` merges into a few dozen agents
 # stay far below it; a "billion laughs" (9 levels of 9 aliases) is refused at its 5th level.
 MAX_ALIASED_NODES = 10_000

@@ -152,7 +152,7 @@ def decide(
         priority=priority,
         priority_by=priority_by,
         fields=fields,
-        timed_out=tuple(dict.fromkeys(clock.timed_out)),
+        timed_out=tuple(clock.timed_out),
     )
 
 
@@ -166,6 +166,8 @@ class _Clock:
 
     def run(self, method: str, pattern: regex.Pattern[str], text: str, source: TextSource) -> object:
         """`pattern.<method>(text)` within the time left; None (no match) once it is spent."""
+        if self.rule in self.timed_out:
+            return None  # its other patterns and texts would only wait for the same
         left = self.deadline - time.monotonic()
         try:
             if left <= 0:

@@ -13,7 +13,13 @@ import time
 import pytest
 
 from cti_bridge.config import ConfigError, load_config
-from cti_bridge.config.loader import MAX_ALIASED_NODES, MAX_CONFIG_BYTES, MAX_NESTING, MAX_VALUES
+from cti_bridge.config.loader import (
+    MAX_ALIASED_NODES,
+    MAX_CONFIG_BYTES,
+    MAX_NESTING,
+    MAX_PROBLEMS,
+    MAX_VALUES,
+)
 
 MINIMAL = """\
 pbxs:
@@ -195,3 +201,12 @@ def test_a_device_file_is_not_read_for_ever(monkeypatch):
         load_config("/dev/zero")
     assert "larger than" in caught.value.problems[0].message
     assert time.perf_counter() - started < 1
+
+
+def test_a_mistake_repeated_thousands_of_times_is_reported_a_hundred_times(hostile_files, monkeypatch):
+    monkeypatch.setenv("TEST_AMI_SECRET", "x")
+    with pytest.raises(ConfigError) as caught:
+        load_config(hostile_files["very-long-line"])
+    *shown, rest = caught.value.problems
+    assert len(shown) == MAX_PROBLEMS
+    assert rest.message == f"and {30_000 - MAX_PROBLEMS} more problems from here on"
