@@ -337,15 +337,16 @@ def _tag_refusal(tag: str) -> str:
 class _SafeConstructor(yaml.constructor.SafeConstructor):
     """SafeConstructor whose every failure is a YAML error at the value that caused it.
 
-    PyYAML's own converters raise ValueError or KeyError on some values their resolvers let
-    through (`0b_` resolves to an int, `!!bool maybe`); and an impossible date (2026-02-30)
-    is kept as text for pydantic to report at its key.
+    PyYAML's own converters raise on some values their resolvers or an explicit tag let
+    through: `0b_` resolves to an int (ValueError), `!!bool maybe` (KeyError), `!!int ''`
+    (IndexError), `!!timestamp x` (AttributeError). An impossible date (2026-02-30) is kept
+    as text for pydantic to report at its key.
     """
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
             return super().construct_object(node, deep)
-        except (ValueError, KeyError, TypeError, OverflowError) as exc:
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError, OverflowError) as exc:
             raise _Refused(
                 f"{str(node.value)[:40]!r} is not a valid {_tag_name(node.tag)} ({exc})", node.start_mark
             ) from None
