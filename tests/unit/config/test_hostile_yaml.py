@@ -146,12 +146,13 @@ def test_check_config_answers_a_hostile_file_with_one_located_line(name, hostile
 @pytest.mark.parametrize("name", list(HOSTILE))
 def test_the_loader_refuses_a_hostile_file_in_well_under_a_second(name, hostile_files, monkeypatch):
     monkeypatch.setenv("TEST_AMI_SECRET", "x")
-    started = time.perf_counter()
+    # CPU time (the regex package's limits count it too): a loaded machine stretches the wall.
+    started = time.process_time()
     with pytest.raises(ConfigError) as caught:
         load_config(hostile_files[name], check_paths=True)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert all(problem.line is not None for problem in caught.value.problems)
-    assert elapsed < 1, f"{elapsed:.2f}s"
+    assert elapsed < 1, f"{elapsed:.2f}s of CPU"
 
 
 def test_a_tag_is_refused_even_where_the_value_is_never_used(tmp_path, monkeypatch):
