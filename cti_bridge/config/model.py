@@ -109,10 +109,53 @@ class OriginateConfig(_Section):
     )
 
 
+class AmiTlsConfig(_Section):
+    """AMI over TLS (manager.conf `tlsenable = yes`): whom to trust as the PBX."""
+
+    ca: Path | None = Field(
+        None,
+        description="PEM file of the CA (or the self-signed certificate) the PBX's certificate is checked "
+        "against; default: the system's trust store.",
+    )
+    verify_hostname: bool = Field(
+        True, description="The certificate must name `host` (DNS name or IP address); false: any name."
+    )
+
+
+class MqttTlsConfig(AmiTlsConfig):
+    """MQTT over TLS (mosquitto `cafile`/`certfile`/`keyfile` on a listener): the broker's CA, and the
+    bridge's own certificate where the broker asks for one (`require_certificate true`)."""
+
+    certificate: Path | None = Field(
+        None, description="PEM file of the bridge's client certificate (with its chain, if any)."
+    )
+    key: Path | None = Field(
+        None, description="PEM file of the client certificate's private key; default: in `certificate`."
+    )
+    key_password: SecretSource | None = Field(None, description="Passphrase of an encrypted key.")
+
+    @model_validator(mode="after")
+    def _key_needs_certificate(self) -> MqttTlsConfig:
+        if self.certificate is None and (self.key is not None or self.key_password is not None):
+            raise ValueError("`key` and `key_password` go with `certificate`: give the client certificate")
+        return self
+
+
+def _tls_port(data: object, tls_port: int) -> object:
+    """With `tls` given and no `port`, the protocol's TLS port: a TLS client on the plain port
+    only times out in its handshake, which tells the reader less than the default port would."""
+    if isinstance(data, dict) and data.get("tls") is not None and "port" not in data:
+        return {**data, "port": tls_port}
+    return data
+
+
 class PbxConfig(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Short unique name of this PBX.")
     host: str = "127.0.0.1"
-    port: int = Field(5038, ge=1, le=65535)
+    port: int = Field(5038, ge=1, le=65535, description="AMI port; 5039 when `tls` is given.")
+    tls: AmiTlsConfig | None = Field(
+        None, description="Connect over TLS (manager.conf tlsenable); plain TCP when absent."
+    )
     username: str
     secret: SecretSource
     ping_interval: Duration = Field(
@@ -142,6 +185,11 @@ class PbxConfig(_Section):
         description="Channel variable naming the ticket a call belongs to (set by click-to-dial, or "
         "by the dialplan); null: none.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_tls_port(cls, data: object) -> object:
+        return _tls_port(data, 5039)
 
 
 class AgentConfig(_Section):
@@ -566,7 +614,8 @@ class UserEventsConfig(_Section):
 
 class MqttConfig(_Section):
     host: str = "127.0.0.1"
-    port: int = Field(1883, ge=1, le=65535)
+    port: int = Field(1883, ge=1, le=65535, description="Broker port; 8883 when `tls` is given.")
+    tls: MqttTlsConfig | None = Field(None, description="Connect over TLS; plain TCP when absent.")
     username: str | None = None
     password: SecretSource | None = None
     client_id: str | None = Field(None, description="Defaults to cti-bridge-<hostname>.")
@@ -577,6 +626,11 @@ class MqttConfig(_Section):
     max_pending: int = Field(
         10_000, ge=10, description="Messages kept while the broker is away (oldest dropped first)."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_tls_port(cls, data: object) -> object:
+        return _tls_port(data, 8883)
 
 
 class StoreConfig(_Section):
@@ -1359,6 +1413,7 @@ def _require_unique(section: str, names: list[str]) -> None:
 
 __all__ = [
     "AgentConfig",
+    "AmiTlsConfig",
     "CalendarConfig",
     "CategoriesConfig",
     "CategoryNodeConfig",
@@ -1374,6 +1429,7 @@ __all__ = [
     "LoggingConfig",
     "ModelConfig",
     "MqttConfig",
+    "MqttTlsConfig",
     "PathMapping",
     "PbxConfig",
     "Priority",

@@ -271,9 +271,11 @@ class Mosquitto:
 
     binary = Path("/usr/sbin/mosquitto")
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, listener_options: str = "") -> None:
         self.host = "127.0.0.1"
         self.port = port or free_loopback_port()
+        # Lines for the listener, e.g. its TLS files (tests/support/tls.py); none: plain MQTT.
+        self.listener_options = listener_options
         self._dir = Path(tempfile.mkdtemp(prefix="cti-mosquitto-"))
         self.config_path = self._dir / "mosquitto.conf"
         self.log_path = self._dir / "mosquitto.log"
@@ -295,6 +297,7 @@ class Mosquitto:
             raise SandboxError(f"{self.binary} missing: apt-get install mosquitto (scripts/setup.sh)")
         self.config_path.write_text(
             f"listener {self.port} {self.host}\n"
+            f"{self.listener_options}"
             "allow_anonymous true\n"
             "persistence false\n"
             # Nagle's algorithm would hold a pop back while the subscriber delays its ACK of
