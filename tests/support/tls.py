@@ -77,7 +77,7 @@ def tls_mosquitto(pki: Pki, *, require_certificate: bool = False) -> Mosquitto:
     options += "user root\n"
     if require_certificate:
         options += "require_certificate true\n"
-    return Mosquitto(listener_options=options)
+    return Mosquitto(extra_config=options)
 
 
 @contextlib.asynccontextmanager
