@@ -183,9 +183,7 @@ class Daemon:
             store = self.store = await Store.open(config.store.url, numbering(config))
             stack.push_async_callback(store.close)
             mqtt_password = reveal(config.mqtt.password) if config.mqtt.password else None
-            tls = config.mqtt.tls
-            key_password = reveal(tls.key_password) if tls and tls.key_password else None
-            mqtt = self.publisher = MqttPublisher(config.mqtt, mqtt_password, key_password)
+            mqtt = self.publisher = MqttPublisher(config.mqtt, mqtt_password)
             # Every message goes to MQTT and to the browser pages that may see it.
             publisher = Fanout(mqtt, self.live)
             transcription = config.transcription

@@ -35,8 +35,9 @@ from cti_bridge.ami.mapping import (
     worth_parsing,
 )
 from cti_bridge.calls import events as ev
+from cti_bridge.config import reveal
 from cti_bridge.config.model import PbxConfig
-from cti_bridge.config.tls import TlsSetupError, client_context
+from cti_bridge.config.tls import TlsSetupError, context_for
 
 log = structlog.get_logger(__name__)
 
@@ -273,15 +274,15 @@ async def open_session(
 
 
 async def tls_context(config: PbxConfig) -> ssl.SSLContext | None:
-    """The TLS context for a PBX's `tls` section, made off the event loop (it reads the CA file),
-    anew for each connection so that a renewed certificate is picked up; None for plain TCP.
+    """The TLS context for a PBX's `tls` section, made off the event loop (it reads files), anew
+    for each connection so that a renewed certificate is picked up; None for plain TCP.
 
     Raises:
-        TlsSetupError: the CA file cannot be used.
+        TlsSetupError: a file or the key's passphrase cannot be used.
     """
     if config.tls is None:
         return None
-    return await asyncio.to_thread(client_context, config.tls)
+    return await asyncio.to_thread(context_for, config.tls, reveal)
 
 
 async def _shielded(action: asyncio.Future[Any], lost: asyncio.Future[str]) -> Any:

@@ -109,23 +109,19 @@ class OriginateConfig(_Section):
     )
 
 
-class AmiTlsConfig(_Section):
-    """AMI over TLS (manager.conf `tlsenable = yes`): whom to trust as the PBX."""
+class TlsClientConfig(_Section):
+    """TLS to the broker (`mqtt.tls`) or a PBX (`pbxs[].tls`): whom to trust as the server, and the
+    bridge's own certificate where the server asks for one (mosquitto `require_certificate true`,
+    Asterisk `tlsverifyclient = yes`)."""
 
     ca: Path | None = Field(
         None,
-        description="PEM file of the CA (or the self-signed certificate) the PBX's certificate is checked "
-        "against; default: the system's trust store.",
+        description="PEM file of the CA (or the self-signed certificate) the server's certificate is "
+        "checked against; default: the system's trust store.",
     )
     verify_hostname: bool = Field(
         True, description="The certificate must name `host` (DNS name or IP address); false: any name."
     )
-
-
-class MqttTlsConfig(AmiTlsConfig):
-    """MQTT over TLS (mosquitto `cafile`/`certfile`/`keyfile` on a listener): the broker's CA, and the
-    bridge's own certificate where the broker asks for one (`require_certificate true`)."""
-
     certificate: Path | None = Field(
         None, description="PEM file of the bridge's client certificate (with its chain, if any)."
     )
@@ -135,7 +131,7 @@ class MqttTlsConfig(AmiTlsConfig):
     key_password: SecretSource | None = Field(None, description="Passphrase of an encrypted key.")
 
     @model_validator(mode="after")
-    def _key_needs_certificate(self) -> MqttTlsConfig:
+    def _key_needs_certificate(self) -> TlsClientConfig:
         if self.certificate is None and (self.key is not None or self.key_password is not None):
             raise ValueError("`key` and `key_password` go with `certificate`: give the client certificate")
         return self
@@ -153,7 +149,7 @@ class PbxConfig(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Short unique name of this PBX.")
     host: str = "127.0.0.1"
     port: int = Field(5038, ge=1, le=65535, description="AMI port; 5039 when `tls` is given.")
-    tls: AmiTlsConfig | None = Field(
+    tls: TlsClientConfig | None = Field(
         None, description="Connect over TLS (manager.conf tlsenable); plain TCP when absent."
     )
     username: str
@@ -615,7 +611,7 @@ class UserEventsConfig(_Section):
 class MqttConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(1883, ge=1, le=65535, description="Broker port; 8883 when `tls` is given.")
-    tls: MqttTlsConfig | None = Field(None, description="Connect over TLS; plain TCP when absent.")
+    tls: TlsClientConfig | None = Field(None, description="Connect over TLS; plain TCP when absent.")
     username: str | None = None
     password: SecretSource | None = None
     client_id: str | None = Field(None, description="Defaults to cti-bridge-<hostname>.")
@@ -1413,7 +1409,6 @@ def _require_unique(section: str, names: list[str]) -> None:
 
 __all__ = [
     "AgentConfig",
-    "AmiTlsConfig",
     "CalendarConfig",
     "CategoriesConfig",
     "CategoryNodeConfig",
@@ -1429,7 +1424,6 @@ __all__ = [
     "LoggingConfig",
     "ModelConfig",
     "MqttConfig",
-    "MqttTlsConfig",
     "PathMapping",
     "PbxConfig",
     "Priority",
@@ -1445,6 +1439,7 @@ __all__ = [
     "TicketFieldConfig",
     "TicketRule",
     "TicketRuleMatch",
+    "TlsClientConfig",
     "TranscriptionConfig",
     "UserEventsConfig",
     "WebConfig",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from cti_bridge.config.model import AmiTlsConfig, Config, MqttTlsConfig, SecretRef
+from cti_bridge.config.model import Config, SecretRef, TlsClientConfig
 
 KeyPath = tuple[str | int, ...]
 
@@ -21,9 +21,9 @@ class TlsSetupError(ValueError):
         super().__init__(message)
 
 
-def client_context(tls: AmiTlsConfig, key_password: SecretStr | None = None) -> ssl.SSLContext:
-    """A context that checks the server against `tls.ca` (else the system's trust store) and,
-    for MQTT, presents the bridge's own certificate.
+def client_context(tls: TlsClientConfig, key_password: SecretStr | None = None) -> ssl.SSLContext:
+    """A context that checks the server against `tls.ca` (else the system's trust store) and
+    presents the bridge's own certificate, if one is given.
 
     Reads files: call it off the event loop (`asyncio.to_thread`). Built anew for each
     connection, so certificates renewed on disk are used from the next reconnect on.
@@ -49,9 +49,29 @@ def client_context(tls: AmiTlsConfig, key_password: SecretStr | None = None) -> 
         context = ssl.create_default_context()
     # The certificate is still checked against the CA without it: only the name is not.
     context.check_hostname = tls.verify_hostname
-    if isinstance(tls, MqttTlsConfig) and tls.certificate is not None:
+    if tls.certificate is not None:
         _load_client_certificate(context, tls, key_password)
     return context
+
+
+def context_for(tls: TlsClientConfig, reveal: Callable[[SecretRef], SecretStr]) -> ssl.SSLContext:
+    """`client_context` with the key's passphrase read now (a rotated one is used from the next
+    connection on). Reads files: call it off the event loop.
+
+    Args:
+        tls: the `pbxs[].tls` or `mqtt.tls` section.
+        reveal: reads a secret reference (`cti_bridge.config.reveal`).
+
+    Raises:
+        TlsSetupError: as `client_context`, or the passphrase cannot be read.
+    """
+    password = None
+    if tls.key_password is not None:
+        try:
+            password = reveal(tls.key_password)
+        except LookupError as exc:
+            raise TlsSetupError("key_password", str(exc)) from None
+    return client_context(tls, password)
 
 
 def tls_problems(config: Config, reveal: Callable[[SecretRef], SecretStr]) -> list[tuple[KeyPath, str]]:
@@ -64,29 +84,22 @@ def tls_problems(config: Config, reveal: Callable[[SecretRef], SecretStr]) -> li
     Returns:
         (key path, problem) for each section that could not be set up.
     """
-    sections: list[tuple[KeyPath, AmiTlsConfig]] = [
+    sections: list[tuple[KeyPath, TlsClientConfig]] = [
         (("pbxs", index, "tls"), pbx.tls) for index, pbx in enumerate(config.pbxs) if pbx.tls is not None
     ]
     if config.mqtt.tls is not None:
         sections.append((("mqtt", "tls"), config.mqtt.tls))
     problems: list[tuple[KeyPath, str]] = []
     for loc, tls in sections:
-        password = None
-        if isinstance(tls, MqttTlsConfig) and tls.key_password is not None:
-            try:
-                password = reveal(tls.key_password)
-            except LookupError as exc:
-                problems.append(((*loc, "key_password"), str(exc)))
-                continue
         try:
-            client_context(tls, password)
+            context_for(tls, reveal)
         except TlsSetupError as exc:
             problems.append(((*loc, exc.key), str(exc)))
     return problems
 
 
 def _load_client_certificate(
-    context: ssl.SSLContext, tls: MqttTlsConfig, key_password: SecretStr | None
+    context: ssl.SSLContext, tls: TlsClientConfig, key_password: SecretStr | None
 ) -> None:
     assert tls.certificate is not None
     _readable("certificate", tls.certificate)

@@ -13,8 +13,9 @@ import aiomqtt
 import structlog
 from pydantic import SecretStr
 
+from cti_bridge.config import reveal
 from cti_bridge.config.model import MqttConfig
-from cti_bridge.config.tls import TlsSetupError, client_context
+from cti_bridge.config.tls import TlsSetupError, context_for
 from cti_bridge.screenpop.outputs import OutboundMessage
 
 log = structlog.get_logger(__name__)
@@ -31,12 +32,9 @@ class MqttPublisher:
     first, and counted).
     """
 
-    def __init__(
-        self, config: MqttConfig, password: SecretStr | None, key_password: SecretStr | None = None
-    ) -> None:
+    def __init__(self, config: MqttConfig, password: SecretStr | None) -> None:
         self._config = config
         self._password = password
-        self._key_password = key_password  # of mqtt.tls.key, when it is encrypted
         self._pending: collections.deque[OutboundMessage] = collections.deque()
         self._wakeup = asyncio.Event()
         self._stopping = False
@@ -130,11 +128,11 @@ class MqttPublisher:
 
     async def _tls_context(self) -> ssl.SSLContext | None:
         """A fresh context per connection (certificates renewed on disk are picked up), made off
-        the event loop: it reads the CA, certificate and key files."""
+        the event loop: it reads the CA, certificate and key files and the key's passphrase."""
         tls = self._config.tls
         if tls is None:
             return None
-        return await asyncio.to_thread(client_context, tls, self._key_password)
+        return await asyncio.to_thread(context_for, tls, reveal)
 
     def _log_failure(self, exc: Exception, delay: float) -> None:
         """One line that says what to fix when TLS is the cause; aiomqtt keeps only the text of

@@ -11,7 +11,7 @@ import pytest
 
 from cti_bridge.cli import main
 from cti_bridge.config import ConfigError, load_config
-from cti_bridge.config.model import MqttTlsConfig
+from cti_bridge.config.model import TlsClientConfig
 from cti_bridge.config.tls import client_context
 from tests.support.tls import CLIENT_KEY_PASSPHRASE, Pki, make_pki
 
@@ -135,6 +135,12 @@ def test_an_unreadable_pbx_ca_is_reported_at_its_pbx(tmp_path, pki):
     assert (line, key) == (6, "pbxs[0].tls.ca")
 
 
+def test_a_pbx_client_certificate_is_checked_too(tmp_path, pki, other):
+    pbx_tls = f"    tls:\n      certificate: {pki.client_certificate}\n      key: {other.client_key}\n"
+    [(line, key, message)] = problems(write(tmp_path, f"    ca: {pki.ca}\n", pbx_tls=pbx_tls))
+    assert (line, key) == (7, "pbxs[0].tls.key") and "does not belong to the certificate" in message
+
+
 def test_check_config_answers_fast_with_a_located_line(tmp_path, pki, other, capsys):
     path = write(
         tmp_path,
@@ -147,7 +153,7 @@ def test_check_config_answers_fast_with_a_located_line(tmp_path, pki, other, cap
 
 
 def test_the_context_checks_the_server_and_its_name(pki):
-    context = client_context(MqttTlsConfig(ca=pki.ca))
+    context = client_context(TlsClientConfig(ca=pki.ca))
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
-    relaxed = client_context(MqttTlsConfig(ca=pki.ca, verify_hostname=False))
+    relaxed = client_context(TlsClientConfig(ca=pki.ca, verify_hostname=False))
     assert relaxed.verify_mode == ssl.CERT_REQUIRED and not relaxed.check_hostname
