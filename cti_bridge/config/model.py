@@ -111,8 +111,8 @@ class OriginateConfig(_Section):
 
 class TlsClientConfig(_Section):
     """TLS to the broker (`mqtt.tls`) or a PBX (`pbxs[].tls`): whom to trust as the server, and the
-    bridge's own certificate where the server asks for one (mosquitto `require_certificate true`,
-    Asterisk `tlsverifyclient = yes`)."""
+    bridge's own certificate where the server asks for one (mosquitto `require_certificate true`;
+    Asterisk's AMI never does, a TLS terminator in front of it may)."""
 
     ca: Path | None = Field(
         None,
