@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cti_bridge.cli import main
 from cti_bridge.config import ConfigError, load_config
@@ -157,3 +158,24 @@ def test_the_context_checks_the_server_and_its_name(pki):
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
     relaxed = client_context(TlsClientConfig(ca=pki.ca, verify_hostname=False))
     assert relaxed.verify_mode == ssl.CERT_REQUIRED and not relaxed.check_hostname
+
+
+def test_the_example_configs_commented_tls_sections_are_valid():
+    example = (Path(__file__).parents[3] / "config" / "cti-bridge.yaml").read_text(encoding="utf-8")
+    lines = example.splitlines()
+    sections = []
+    for index, line in enumerate(lines):
+        indent, marker, rest = line.partition("# tls:")
+        if not marker or indent.strip():
+            continue
+        if rest.strip():  # inline: `# tls: {ca: ..., verify_hostname: true}`
+            sections.append(yaml.safe_load(rest))
+            continue
+        block = []
+        for following in lines[index + 1 :]:
+            if not following.startswith(indent + "#   "):
+                break
+            block.append(following.removeprefix(indent + "#").split("  #")[0])
+        sections.append(yaml.safe_load("\n".join(block)))
+    configs = [TlsClientConfig.model_validate(section) for section in sections]
+    assert len(configs) == 2 and configs[1].certificate is not None and configs[1].key_password is not None
