@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from cti_bridge.config.model import Config, SecretRef
+from cti_bridge.config.tls import tls_problems
 
 KeyPath = tuple[str | int, ...]
 
@@ -46,7 +47,8 @@ def load_config(
 
     Args:
         path: the YAML file.
-        check_secrets: also check that every referenced secret can be read now.
+        check_secrets: also check that every referenced secret can be read now, and that the
+            certificates and keys of `tls` sections load.
         check_paths: also check that model directories and packages exist on this host.
 
     Returns:
@@ -83,7 +85,8 @@ def load_config(
                 for err in exc.errors()
             ]
         ) from None
-    found = _unreadable_secrets(config) if check_secrets else []
+    # TLS files are checked with the secrets: a key is one, and both are read the same way at run time.
+    found = _unreadable_secrets(config) + tls_problems(config, reveal) if check_secrets else []
     if check_paths:
         found += _missing_models(config)
     if found:

@@ -109,10 +109,49 @@ class OriginateConfig(_Section):
     )
 
 
+class TlsClientConfig(_Section):
+    """TLS to the broker (`mqtt.tls`) or a PBX (`pbxs[].tls`): whom to trust as the server, and the
+    bridge's own certificate where the server asks for one (mosquitto `require_certificate true`;
+    Asterisk's AMI never does, a TLS terminator in front of it may)."""
+
+    ca: Path | None = Field(
+        None,
+        description="PEM file of the CA (or the self-signed certificate) the server's certificate is "
+        "checked against; default: the system's trust store.",
+    )
+    verify_hostname: bool = Field(
+        True, description="The certificate must name `host` (DNS name or IP address); false: any name."
+    )
+    certificate: Path | None = Field(
+        None, description="PEM file of the bridge's client certificate (with its chain, if any)."
+    )
+    key: Path | None = Field(
+        None, description="PEM file of the client certificate's private key; default: in `certificate`."
+    )
+    key_password: SecretSource | None = Field(None, description="Passphrase of an encrypted key.")
+
+    @model_validator(mode="after")
+    def _key_needs_certificate(self) -> TlsClientConfig:
+        if self.certificate is None and (self.key is not None or self.key_password is not None):
+            raise ValueError("`key` and `key_password` go with `certificate`: give the client certificate")
+        return self
+
+
+def _tls_port(data: object, tls_port: int) -> object:
+    """With `tls` given and no `port`, the protocol's TLS port: a TLS client on the plain port
+    only times out in its handshake, which tells the reader less than the default port would."""
+    if isinstance(data, dict) and data.get("tls") is not None and "port" not in data:
+        return {**data, "port": tls_port}
+    return data
+
+
 class PbxConfig(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Short unique name of this PBX.")
     host: str = "127.0.0.1"
-    port: int = Field(5038, ge=1, le=65535)
+    port: int = Field(5038, ge=1, le=65535, description="AMI port; 5039 when `tls` is given.")
+    tls: TlsClientConfig | None = Field(
+        None, description="Connect over TLS (manager.conf tlsenable); plain TCP when absent."
+    )
     username: str
     secret: SecretSource
     ping_interval: Duration = Field(
@@ -142,6 +181,11 @@ class PbxConfig(_Section):
         description="Channel variable naming the ticket a call belongs to (set by click-to-dial, or "
         "by the dialplan); null: none.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_tls_port(cls, data: object) -> object:
+        return _tls_port(data, 5039)
 
 
 class AgentConfig(_Section):
@@ -566,7 +610,8 @@ class UserEventsConfig(_Section):
 
 class MqttConfig(_Section):
     host: str = "127.0.0.1"
-    port: int = Field(1883, ge=1, le=65535)
+    port: int = Field(1883, ge=1, le=65535, description="Broker port; 8883 when `tls` is given.")
+    tls: TlsClientConfig | None = Field(None, description="Connect over TLS; plain TCP when absent.")
     username: str | None = None
     password: SecretSource | None = None
     client_id: str | None = Field(None, description="Defaults to cti-bridge-<hostname>.")
@@ -577,6 +622,11 @@ class MqttConfig(_Section):
     max_pending: int = Field(
         10_000, ge=10, description="Messages kept while the broker is away (oldest dropped first)."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_tls_port(cls, data: object) -> object:
+        return _tls_port(data, 8883)
 
 
 class StoreConfig(_Section):
@@ -1389,6 +1439,7 @@ __all__ = [
     "TicketFieldConfig",
     "TicketRule",
     "TicketRuleMatch",
+    "TlsClientConfig",
     "TranscriptionConfig",
     "UserEventsConfig",
     "WebConfig",
