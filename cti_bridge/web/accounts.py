@@ -27,10 +27,13 @@ def _me(who: Principal) -> s.Me:
 
 
 @router.post("/session", response_model=s.Me, summary="Sign in: sets the session cookie")
-async def sign_in(body: s.Login, response: Response, ctx: Ctx) -> s.Me:
+async def sign_in(body: s.Login, request: Request, response: Response, ctx: Ctx) -> s.Me:
     db = ctx.store.database
     now = ctx.clock()
-    wait = ctx.logins.retry_after(body.username, now)
+    address = request.client.host if request.client else None
+    # Counted as a failure before the check, and forgiven if it succeeds: attempts sent at
+    # once are all counted before any is checked.
+    wait = await ctx.logins.admit(db, body.username, address, now)
     if wait > 0:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
@@ -40,9 +43,8 @@ async def sign_in(body: s.Login, response: Response, ctx: Ctx) -> s.Me:
     found = await user_store.password_hash(db, body.username)
     # Checked even for an unknown name (against a dummy hash): the answer takes as long.
     if not await password_matches(found[1] if found else None, body.password) or found is None:
-        ctx.logins.failed(body.username, now)
         raise unauthorized("wrong user name or password")
-    ctx.logins.succeeded(body.username)
+    await ctx.logins.succeeded(db, body.username, address)
     user = found[0]
     session_id, csrf = new_session_id(), secrets.token_urlsafe(24)
     lifetime = ctx.config.web.session_lifetime.total_seconds()
