@@ -57,7 +57,7 @@ async def sign_in(body: s.Login, request: Request, response: Response, ctx: Ctx)
         max_age=int(lifetime),
         httponly=True,  # page scripts never need it: they send the CSRF token instead
         samesite="strict",  # another site's links and forms arrive without it
-        secure=ctx.config.web.secure_cookies,
+        secure=secure_cookie(ctx, request),
         path="/",
     )
     return _me(Principal.of(user, ctx.teams, via="session", csrf_token=csrf))
@@ -68,7 +68,17 @@ async def sign_out(request: Request, response: Response, ctx: Ctx, who: Caller) 
     if who.via != "session":
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "an API token has no session: revoke the token")
     await user_store.close_session(ctx.store.database, digest(request.cookies[SESSION_COOKIE]))
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=secure_cookie(ctx, request)
+    )
+
+
+def secure_cookie(ctx: WebContext, request: Request) -> bool:
+    """Whether the session cookie is sent over HTTPS only: it is when the browser came in over
+    HTTPS (served so, or through a trusted proxy that says so), or the site is https."""
+    web = ctx.config.web
+    public = web.public_url is not None and web.public_url.startswith("https://")
+    return web.secure_cookies or public or request.url.scheme == "https"
 
 
 @router.get("/me", response_model=s.Me)
