@@ -26,7 +26,15 @@ def _me(who: Principal) -> s.Me:
     )
 
 
-@router.post("/session", response_model=s.Me, summary="Sign in: sets the session cookie")
+@router.post(
+    "/session",
+    response_model=s.Me,
+    summary="Sign in: sets the session cookie",
+    responses={
+        401: {"description": "Wrong user name or password."},
+        429: {"description": "Too many failed sign-ins for this user (from this address): see Retry-After."},
+    },
+)
 async def sign_in(body: s.Login, request: Request, response: Response, ctx: Ctx) -> s.Me:
     db = ctx.store.database
     now = ctx.clock()

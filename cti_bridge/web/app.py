@@ -106,6 +106,8 @@ def create_app(ctx: WebContext) -> FastAPI:
         # Past it a request gets 413: refused at its Content-Length before any of it is
         # read, or as soon as a body without one (chunked) has sent more.
         max_body_size=MAX_JSON_BODY,
+        # What _invalid_request answers, instead of FastAPI's default 422 body in the document.
+        responses={422: {"model": s.InvalidRequest, "description": "The request does not fit the operation"}},
     )
     app.state.context = ctx
     app.include_router(accounts.router)
