@@ -12,9 +12,10 @@ from http.cookies import SimpleCookie
 import httpx
 import pytest
 import trustme
+import yaml
 from cryptography.hazmat.primitives import serialization
 
-from cti_bridge.config import Config
+from cti_bridge.config import Config, ConfigError, load_config
 from cti_bridge.config.model import WebConfig
 from cti_bridge.web.context import SESSION_COOKIE
 from cti_bridge.web.server import WebServer
@@ -149,3 +150,19 @@ async def test_forwarded_headers_count_only_from_a_trusted_proxy(site):
         )
         assert answer.status_code == 200, answer.text
         assert _cookie(answer)["secure"] is True
+
+
+def test_check_config_names_an_unreadable_key_passphrase(tmp_path, monkeypatch):
+    monkeypatch.delenv("CTI_TEST_UNSET_TLS_PASSWORD", raising=False)
+    web = {"tls": {"certificate": "/etc/cti/cert.pem", "key": "/etc/cti/key.pem"}}
+    web["tls"]["password"] = {"env": "CTI_TEST_UNSET_TLS_PASSWORD"}
+    data = config_data(tmp_path, web=web)
+    data["pbxs"][0]["secret"] = {"file": str(tmp_path / "pbx-secret")}
+    (tmp_path / "pbx-secret").write_text("s3cret\n", encoding="utf-8")
+    path = tmp_path / "cti-bridge.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    [problem] = caught.value.problems
+    assert problem.key == "web.tls.password" and problem.line is not None
+    assert "CTI_TEST_UNSET_TLS_PASSWORD is not set" in problem.message
