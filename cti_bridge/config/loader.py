@@ -205,6 +205,8 @@ def _unreadable_secrets(config: Config) -> list[tuple[KeyPath, str]]:
     ]
     if config.mqtt.password is not None:
         refs.append((("mqtt", "password"), config.mqtt.password))
+    if config.web.tls is not None and config.web.tls.password is not None:
+        refs.append((("web", "tls", "password"), config.web.tls.password))
     if config.crm is not None and config.crm.enabled:
         for name, header in config.crm.headers.items():
             if (ref := header.secret()) is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import re
 import string
@@ -1086,6 +1087,49 @@ def _workflow_references(config: Config) -> list[tuple[tuple[str | int, ...], st
     return errors
 
 
+def _key_file(value: object) -> object:
+    # A key is a path the TLS library opens itself: `key: /path` is as good as `{file: /path}`.
+    if isinstance(value, (str, Path)):
+        return {"file": value}
+    return value
+
+
+def _file_only(ref: SecretRef) -> SecretRef:
+    if ref.file is None:
+        raise ValueError("a TLS key is read from a file: give `key: /path/to/key.pem` or `{file: /path}`")
+    return ref
+
+
+KeyFile = Annotated[SecretRef, BeforeValidator(_key_file), AfterValidator(_file_only)]
+
+
+class WebTlsConfig(_Section):
+    """HTTPS served by the daemon itself (without a reverse proxy in front)."""
+
+    certificate: Path = Field(description="PEM file: the server's certificate, then its chain.")
+    key: KeyFile = Field(description="PEM file of the private key (readable by the daemon's user only).")
+    password: SecretSource | None = Field(
+        None, description="The key's passphrase, if it is encrypted: `{env: VAR}` or `{file: /path}`."
+    )
+
+
+def _proxy_address(value: str) -> str:
+    if value == "*":
+        return value
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8)") from None
+    return value
+
+
+def _public_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{value!r} is not an http:// or https:// URL (e.g. https://cti.example.com)")
+    return value.rstrip("/")
+
+
 class WebConfig(_Section):
     """The HTTP API and the agents' and supervisors' browser pages, served by the daemon."""
 
@@ -1094,7 +1138,18 @@ class WebConfig(_Section):
     port: int = Field(8080, ge=0, le=65535, description="0 picks a free port (tests).")
     session_lifetime: Duration = Field(timedelta(hours=12), description="A login lasts this long (a shift).")
     secure_cookies: bool = Field(
-        False, description="Mark the session cookie Secure: set it when browsers reach the bridge over HTTPS."
+        False,
+        description="Mark the session cookie Secure. It is anyway when served over HTTPS (web.tls, or a "
+        "trusted proxy's X-Forwarded-Proto) or when public_url is https.",
+    )
+    tls: WebTlsConfig | None = Field(None, description="Serve HTTPS with this certificate; absent: HTTP.")
+    public_url: Annotated[str, AfterValidator(_public_url)] | None = Field(
+        None, description="Where browsers reach the pages, e.g. https://cti.example.com behind a proxy."
+    )
+    forwarded_allow_ips: list[Annotated[str, AfterValidator(_proxy_address)]] = Field(
+        default_factory=list,
+        description="Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (addresses "
+        "or networks, * for any); empty: none, the connection's own address is the client's.",
     )
 
 
@@ -1443,4 +1498,5 @@ __all__ = [
     "TranscriptionConfig",
     "UserEventsConfig",
     "WebConfig",
+    "WebTlsConfig",
 ]
