@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from cti_bridge.config.model import FROM_FILE, Config, SecretRef
+from cti_bridge.config.tls import tls_problems
 
 KeyPath = tuple[str | int, ...]
 
@@ -48,7 +49,8 @@ def load_config(
 
     Args:
         path: the YAML file.
-        check_secrets: also check that every referenced secret can be read now.
+        check_secrets: also check that every referenced secret can be read now, and that the
+            certificates and keys of `tls` sections load.
         check_paths: also check that model directories and packages exist on this host.
 
     Returns:
@@ -106,7 +108,8 @@ def load_config(
                 )
             )
         raise ConfigError(shown) from None
-    found = _unreadable_secrets(config) if check_secrets else []
+    # TLS files are checked with the secrets: a key is one, and both are read the same way at run time.
+    found = _unreadable_secrets(config) + tls_problems(config, reveal) if check_secrets else []
     if check_paths:
         found += _missing_models(config)
     if found:
@@ -460,6 +463,8 @@ def _unreadable_secrets(config: Config) -> list[tuple[KeyPath, str]]:
     ]
     if config.mqtt.password is not None:
         refs.append((("mqtt", "password"), config.mqtt.password))
+    if config.web.tls is not None and config.web.tls.password is not None:
+        refs.append((("web", "tls", "password"), config.web.tls.password))
     if config.crm is not None and config.crm.enabled:
         for name, header in config.crm.headers.items():
             if (ref := header.secret()) is not None:

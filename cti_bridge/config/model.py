@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import math
 import re
@@ -151,10 +152,49 @@ class OriginateConfig(_Section):
     )
 
 
+class TlsClientConfig(_Section):
+    """TLS to the broker (`mqtt.tls`) or a PBX (`pbxs[].tls`): whom to trust as the server, and the
+    bridge's own certificate where the server asks for one (mosquitto `require_certificate true`;
+    Asterisk's AMI never does, a TLS terminator in front of it may)."""
+
+    ca: Path | None = Field(
+        None,
+        description="PEM file of the CA (or the self-signed certificate) the server's certificate is "
+        "checked against; default: the system's trust store.",
+    )
+    verify_hostname: bool = Field(
+        True, description="The certificate must name `host` (DNS name or IP address); false: any name."
+    )
+    certificate: Path | None = Field(
+        None, description="PEM file of the bridge's client certificate (with its chain, if any)."
+    )
+    key: Path | None = Field(
+        None, description="PEM file of the client certificate's private key; default: in `certificate`."
+    )
+    key_password: SecretSource | None = Field(None, description="Passphrase of an encrypted key.")
+
+    @model_validator(mode="after")
+    def _key_needs_certificate(self) -> TlsClientConfig:
+        if self.certificate is None and (self.key is not None or self.key_password is not None):
+            raise ValueError("`key` and `key_password` go with `certificate`: give the client certificate")
+        return self
+
+
+def _tls_port(data: object, tls_port: int) -> object:
+    """With `tls` given and no `port`, the protocol's TLS port: a TLS client on the plain port
+    only times out in its handshake, which tells the reader less than the default port would."""
+    if isinstance(data, dict) and data.get("tls") is not None and "port" not in data:
+        return {**data, "port": tls_port}
+    return data
+
+
 class PbxConfig(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Short unique name of this PBX.")
     host: str = "127.0.0.1"
-    port: int = Field(5038, ge=1, le=65535)
+    port: int = Field(5038, ge=1, le=65535, description="AMI port; 5039 when `tls` is given.")
+    tls: TlsClientConfig | None = Field(
+        None, description="Connect over TLS (manager.conf tlsenable); plain TCP when absent."
+    )
     username: str
     secret: SecretSource
     ping_interval: PositiveDuration = Field(
@@ -184,6 +224,11 @@ class PbxConfig(_Section):
         description="Channel variable naming the ticket a call belongs to (set by click-to-dial, or "
         "by the dialplan); null: none.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_tls_port(cls, data: object) -> object:
+        return _tls_port(data, 5039)
 
 
 class AgentConfig(_Section):
@@ -678,7 +723,8 @@ class UserEventsConfig(_Section):
 
 class MqttConfig(_Section):
     host: str = "127.0.0.1"
-    port: int = Field(1883, ge=1, le=65535)
+    port: int = Field(1883, ge=1, le=65535, description="Broker port; 8883 when `tls` is given.")
+    tls: TlsClientConfig | None = Field(None, description="Connect over TLS; plain TCP when absent.")
     username: str | None = None
     password: SecretSource | None = None
     client_id: str | None = Field(None, description="Defaults to cti-bridge-<hostname>.")
@@ -689,6 +735,11 @@ class MqttConfig(_Section):
     max_pending: int = Field(
         10_000, ge=10, description="Messages kept while the broker is away (oldest dropped first)."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_tls_port(cls, data: object) -> object:
+        return _tls_port(data, 8883)
 
 
 class StoreConfig(_Section):
@@ -1149,6 +1200,49 @@ def _workflow_references(config: Config) -> list[tuple[tuple[str | int, ...], st
     return errors
 
 
+def _key_file(value: object) -> object:
+    # A key is a path the TLS library opens itself: `key: /path` is as good as `{file: /path}`.
+    if isinstance(value, (str, Path)):
+        return {"file": value}
+    return value
+
+
+def _file_only(ref: SecretRef) -> SecretRef:
+    if ref.file is None:
+        raise ValueError("a TLS key is read from a file: give `key: /path/to/key.pem` or `{file: /path}`")
+    return ref
+
+
+KeyFile = Annotated[SecretRef, BeforeValidator(_key_file), AfterValidator(_file_only)]
+
+
+class WebTlsConfig(_Section):
+    """HTTPS served by the daemon itself (without a reverse proxy in front)."""
+
+    certificate: Path = Field(description="PEM file: the server's certificate, then its chain.")
+    key: KeyFile = Field(description="PEM file of the private key (readable by the daemon's user only).")
+    password: SecretSource | None = Field(
+        None, description="The key's passphrase, if it is encrypted: `{env: VAR}` or `{file: /path}`."
+    )
+
+
+def _proxy_address(value: str) -> str:
+    if value == "*":
+        return value
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8)") from None
+    return value
+
+
+def _public_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{value!r} is not an http:// or https:// URL (e.g. https://cti.example.com)")
+    return value.rstrip("/")
+
+
 class WebConfig(_Section):
     """The HTTP API and the agents' and supervisors' browser pages, served by the daemon."""
 
@@ -1161,7 +1255,18 @@ class WebConfig(_Section):
         timedelta(hours=12), description="A login lasts this long (a shift)."
     )
     secure_cookies: bool = Field(
-        False, description="Mark the session cookie Secure: set it when browsers reach the bridge over HTTPS."
+        False,
+        description="Mark the session cookie Secure. It is anyway when served over HTTPS (web.tls, or a "
+        "trusted proxy's X-Forwarded-Proto) or when public_url is https.",
+    )
+    tls: WebTlsConfig | None = Field(None, description="Serve HTTPS with this certificate; absent: HTTP.")
+    public_url: Annotated[str, AfterValidator(_public_url)] | None = Field(
+        None, description="Where browsers reach the pages, e.g. https://cti.example.com behind a proxy."
+    )
+    forwarded_allow_ips: list[Annotated[str, AfterValidator(_proxy_address)]] = Field(
+        default_factory=list,
+        description="Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (addresses "
+        "or networks, * for any); empty: none, the connection's own address is the client's.",
     )
 
     @field_validator("port")
@@ -1515,7 +1620,9 @@ __all__ = [
     "TicketFieldConfig",
     "TicketRule",
     "TicketRuleMatch",
+    "TlsClientConfig",
     "TranscriptionConfig",
     "UserEventsConfig",
     "WebConfig",
+    "WebTlsConfig",
 ]
