@@ -277,7 +277,7 @@ def _settled(details: list[dict[str, Any]], transcription: bool) -> bool:
 
 
 async def settle(
-    store: Store, numbers: list[str], *, transcription: bool, timeout: float, patience: float = 30
+    store: Store, numbers: list[str], *, transcription: bool, timeout: float, patience: float = 60
 ) -> None:
     """Wait until every call has ended in the store and its recording was handled; after
     `timeout`, or `patience` seconds without progress, return anyway: the census then says what
@@ -508,7 +508,7 @@ async def daemon_kill_burst(
             await asyncio.sleep(rng.uniform(0.02, 0.2))
         await asterisk.wait_idle(90)
         async with opened_store(db) as store:
-            await settle(store, callers.numbers, transcription=True, timeout=240)
+            await settle(store, callers.numbers, transcription=True, timeout=600)
             await census(store, callers.numbers, figures, transcription=True)
     finally:
         await daemon.close()
@@ -581,11 +581,10 @@ async def daemon_kill_backlog(
     await daemon.start()
     try:
         async with opened_store(db) as store:
-            wait = 60 + recordings * 3
-            await until(lambda: _jobs_done(store, kill_at), wait, f"{kill_at} transcripts before the kill")
+            await _wait_jobs(store, kill_at, f"{kill_at} transcripts before the kill")
             await daemon.signal(signum)
             await daemon.start()
-            await until(lambda: _jobs_done(store, recordings), wait, "the whole backlog")
+            await _wait_jobs(store, recordings, "the whole backlog")
             await census(store, callers.numbers, figures, transcription=True)
             figures.notes.append(f"jobs {await store.job_states()}")
     finally:
@@ -596,9 +595,21 @@ async def daemon_kill_backlog(
     return figures
 
 
-async def _jobs_done(store: Store, count: int) -> bool:
-    states = await store.job_states()
-    return states.get("done", 0) + states.get("failed", 0) >= count
+async def _wait_jobs(store: Store, count: int, what: str, patience: float = 120) -> None:
+    """Wait until `count` jobs are finished, as long as they keep finishing: on a loaded
+    machine a 1 s prompt can take 20 s to transcribe, so a fixed timeout would measure the
+    machine. Raises AssertionError after `patience` seconds without one more job finished."""
+    finished, progress_at = -1, time.monotonic()
+    while True:
+        states = await store.job_states()
+        done = states.get("done", 0) + states.get("failed", 0)
+        if done >= count:
+            return
+        if done != finished:
+            finished, progress_at = done, time.monotonic()
+        elif time.monotonic() - progress_at > patience:
+            raise AssertionError(f"{what}: stuck at {done} finished jobs for {patience:.0f} s ({states})")
+        await asyncio.sleep(0.5)
 
 
 # -- 5. the broker stopped during calls ----------------------------------------------------
