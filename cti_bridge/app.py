@@ -278,7 +278,7 @@ class Daemon:
                     task.cancel()
                 for client in self.ami:
                     await client.close()
-                await self.pipeline.drain()
+                await self.pipeline.stop_tracking()
                 pipeline_task.cancel()
                 for task in side_tasks:
                     task.cancel()

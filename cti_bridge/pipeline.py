@@ -168,6 +168,17 @@ class CallPipeline:
             if self._queue.empty():
                 return
 
+    async def stop_tracking(self) -> None:
+        """At a stop, once no more events come: process what is queued, then give each live
+        call without a ticket yet its ticket (`CallTracker.open_unrouted`), so nothing the
+        daemon knew of is forgotten if the call ends before the next start."""
+        await self.drain()
+        now = self._clock()
+        for update in self._tracker.open_unrouted():
+            if self._tickets.tracks(update.call):
+                self._to_lane(_Work(update, now))
+        await self.drain()
+
     async def process(self, item: AmiFrame | ev.CallEvent) -> None:
         self.events_seen += 1
         if isinstance(item, AmiFrame):

@@ -192,6 +192,16 @@ class CallTracker:
     def live_calls(self) -> list[Call]:
         return [state.snapshot() for state in self._calls.values()]
 
+    def open_unrouted(self) -> list[CallUpdate]:
+        """Qualify every live call that is not yet (still in the IVR, say): the daemon is
+        stopping. Such a call is known only here until it reaches a queue or an agent or ends;
+        one that ended while the daemon was down would never get a ticket. Opened now, the
+        next start finds it in the store and the resync closes or continues it."""
+        updates: list[CallUpdate] = []
+        for state in self._calls.values():
+            updates += self._qualify(state)
+        return updates
+
     def booted_at(self, pbx: str) -> float | None:
         """When the PBX last started, as it said at our last login (None: not known)."""
         return self._booted_at.get(pbx)

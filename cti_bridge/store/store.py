@@ -725,6 +725,27 @@ class Store:
         )
         return len(released)
 
+    async def running_job_owners(self) -> list[str]:
+        """The lease owners of running jobs, each once."""
+        rows = await self._db.fetchall(
+            "SELECT DISTINCT lease_owner FROM transcription_jobs"
+            " WHERE state = 'running' AND lease_owner IS NOT NULL ORDER BY lease_owner"
+        )
+        return [r["lease_owner"] for r in rows]
+
+    async def requeue_jobs_of(self, owner: str) -> int:
+        """Queue again, at once, the jobs of a daemon run that is gone (killed or crashed).
+
+        Unlike `release_jobs` the attempt stays counted: it was cut short by a crash, not by a
+        stop, and the count is what shows a job that keeps crashing its daemon.
+        """
+        requeued = await self._db.fetchall(
+            "UPDATE transcription_jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL"
+            " WHERE state = 'running' AND lease_owner = ? RETURNING id",
+            (owner,),
+        )
+        return len(requeued)
+
     async def job_states(self) -> dict[str, int]:
         rows = await self._db.fetchall("SELECT state, COUNT(*) AS n FROM transcription_jobs GROUP BY state")
         return {r["state"]: r["n"] for r in rows}

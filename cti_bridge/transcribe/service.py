@@ -44,6 +44,26 @@ def lease_owner() -> str:
     return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
 
 
+def run_is_gone(owner: str) -> bool:
+    """Whether the daemon run named by a `lease_owner()` string has certainly ended: it ran on
+    this host and its process is gone (or is this process, which is a later run). Another host's
+    run, or a live process with that pid, is left to its lease."""
+    host, _, rest = owner.partition("/")
+    pid_text = rest.partition("/")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # someone else's live process
+        return False
+    return False
+
+
 class TranscriptionService:
     """At most one job per worker in flight; each job's outcome is stored exactly once."""
 
@@ -75,6 +95,7 @@ class TranscriptionService:
         self._wakeup.set()
 
     async def run(self) -> None:
+        await self._requeue_jobs_of_gone_runs()
         try:
             async with asyncio.TaskGroup() as tasks:
                 while True:
@@ -92,6 +113,14 @@ class TranscriptionService:
             released = await asyncio.shield(self._store.release_jobs(self.owner))
             if released:
                 log.info("transcription.released_on_stop", jobs=released)
+
+    async def _requeue_jobs_of_gone_runs(self) -> None:
+        """Jobs that an earlier run on this host was running when it was killed go back to the
+        queue now, not when their lease runs out (30 minutes by default)."""
+        for owner in await self._store.running_job_owners():
+            if owner != self.owner and run_is_gone(owner):
+                jobs = await self._store.requeue_jobs_of(owner)
+                log.warning("transcription.requeued_after_crash", owner=owner, jobs=jobs)
 
     async def _claim(self) -> TranscriptionJob | None:
         return await self._store.claim_job(self.owner, self._clock(), self._config.lease.total_seconds())

@@ -264,19 +264,22 @@ async def wait_port(host: str, port: int, timeout: float) -> bool:
 
 
 class Mosquitto:
-    """Debian's mosquitto on a private loopback port: anonymous, no persistence.
+    """Debian's mosquitto on a private loopback port: anonymous, no persistence by default.
 
-    The port stays the same across ``restart()``, so clients can reconnect to it.
+    The port stays the same across ``restart()``, so clients can reconnect to it. With
+    ``persistent=True`` the broker saves its sessions at stop, so a subscriber's persistent
+    session (and its QoS 1 subscription) survives a broker outage, as on a production broker.
     """
 
     binary = Path("/usr/sbin/mosquitto")
 
-    def __init__(self, port: int | None = None, extra_config: str = "") -> None:
+    def __init__(self, port: int | None = None, extra_config: str = "", *, persistent: bool = False) -> None:
         self.host = "127.0.0.1"
         self.port = port or free_loopback_port()
         # Lines after the defaults, which they override: e.g. the listener's TLS files
         # (tests/support/tls.py) or password and ACL files. None: anonymous plain MQTT.
         self.extra_config = extra_config
+        self.persistent = persistent
         self._dir = Path(tempfile.mkdtemp(prefix="cti-mosquitto-"))
         self.config_path = self._dir / "mosquitto.conf"
         self.log_path = self._dir / "mosquitto.log"
@@ -296,10 +299,15 @@ class Mosquitto:
             return
         if not self.binary.is_file():
             raise SandboxError(f"{self.binary} missing: apt-get install mosquitto (scripts/setup.sh)")
+        persistence = (
+            f"persistence true\npersistence_location {self._dir}/\n"
+            if self.persistent
+            else "persistence false\n"
+        )
         self.config_path.write_text(
             f"listener {self.port} {self.host}\n"
             "allow_anonymous true\n"
-            "persistence false\n"
+            f"{persistence}"
             # Nagle's algorithm would hold a pop back while the subscriber delays its ACK of
             # the previous one: 40 ms stalls once messages flow faster than one per RTT.
             "set_tcp_nodelay true\n"

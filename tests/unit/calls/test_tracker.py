@@ -445,3 +445,16 @@ def test_an_outbound_dial_through_a_local_channel_takes_the_trunks_number():
     end = out[-1].call
     assert end.direction is Direction.OUTBOUND and end.caller_number == "013800138000"
     assert (end.answered_at, end.outcome, end.placed_by) == (3.0, Outcome.ANSWERED, "alice")
+
+
+def test_a_stop_opens_the_calls_still_in_the_ivr_once():
+    """Issue #12: a call not yet routed was known only to the tracker; the stop now opens it."""
+    t = tracker()
+    messages = messages_of_capture(FIXTURES / "call1_raw_passive_rx.ami")
+    hung_up = next(i for i, m in enumerate(messages) if m.get("Event") == "Hangup")
+    assert not any(isinstance(u, CallQualified) for u in replay(t, messages[:hung_up]))
+    [opened] = t.open_unrouted()
+    assert isinstance(opened, CallQualified) and opened.call.caller_number == "+15551230001"
+    assert opened.call.recordings and opened.call.ended_at is None
+    assert t.open_unrouted() == []  # once only
+    assert [type(u).__name__ for u in replay(t, messages[hung_up:])] == ["CallEnded"]

@@ -89,3 +89,17 @@ async def test_release_on_stop_requeues_without_counting_an_attempt(store):
 async def test_recording_of_an_unknown_call_is_not_stored(store):
     call = inbound_call("9.9", started_at=T0)
     assert await store.add_recording(call, "/p.wav", "/l.wav", T0) is None
+
+
+async def test_jobs_of_a_run_that_is_gone_are_queued_again_at_once(store):
+    """Issue #12: after a SIGKILL the next run took the killed run's jobs only when their lease
+    (30 minutes) ran out."""
+    await queued_job(store)
+    await queued_job(store, "2.1")
+    await store.claim_job("host/111/killed", T0, lease_seconds=1800)
+    await store.claim_job("host/222/alive", T0, lease_seconds=1800)
+    assert await store.running_job_owners() == ["host/111/killed", "host/222/alive"]
+    assert await store.requeue_jobs_of("host/111/killed") == 1
+    again = await store.claim_job("host/333/next", T0 + 1, lease_seconds=1800)
+    assert again is not None and again.recording_id == 1 and again.attempts == 2
+    assert await store.running_job_owners() == ["host/222/alive", "host/333/next"]
