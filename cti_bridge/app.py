@@ -227,6 +227,7 @@ class Daemon:
                 reassign_on_transfer=config.tickets.on_transfer == "reassign",
                 presence=AgentPresence(agent_directory(config)),
                 recognition=self.recognition,
+                backlog_limit=config.store.backlog_limit,
             )
             self.callback_queue = CallbackQueue(
                 store,

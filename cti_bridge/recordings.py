@@ -13,7 +13,7 @@ from cti_bridge.calls.model import Call
 from cti_bridge.config.model import PbxConfig, TranscriptionConfig
 from cti_bridge.screenpop.outputs import Publisher
 from cti_bridge.screenpop.payload import ticket_message
-from cti_bridge.store import Recording, Store
+from cti_bridge.store import Recording, Store, waiting_for_store
 from cti_bridge.tickets.rules import routing_matches
 from cti_bridge.transcribe.audio import AudioError, inspect_wav, is_wav_complete
 
@@ -107,7 +107,8 @@ class RecordingService:
             return
         self._linking.add(recording.id)
         try:
-            await self._link(recording)
+            with waiting_for_store():  # a full or locked store delays the link, never loses it
+                await self._link(recording)
         finally:
             self._linking.discard(recording.id)
 
