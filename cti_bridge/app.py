@@ -279,7 +279,7 @@ class Daemon:
                     task.cancel()
                 for client in self.ami:
                     await client.close()
-                await self.pipeline.drain()
+                await self.pipeline.drain_for_stop()  # bounded only while the store refuses writes
                 pipeline_task.cancel()
                 for task in side_tasks:
                     task.cancel()

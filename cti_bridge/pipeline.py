@@ -178,6 +178,32 @@ class CallPipeline:
             if self._queue.empty():
                 return
 
+    async def drain_for_stop(self, grace: float = 10.0) -> int:
+        """drain(), unless the store refuses writes for `grace` seconds on end: a stop must not
+        wait for an operator to free the disk. Returns how many call updates were left
+        undone (0 when drained); what is left is logged as an error, and lost."""
+        database = self._store.database
+        stopping_since = time.time()
+        drained = asyncio.create_task(self.drain(), name="call-pipeline-drain")
+        try:
+            while True:
+                done, _ = await asyncio.wait({drained}, timeout=min(1.0, grace))
+                if done:
+                    drained.result()
+                    return 0
+                failing_since = database.write_health.failing_since
+                # Failing since before the stop counts from the stop: the retries get `grace`.
+                if failing_since is not None and time.time() - max(failing_since, stopping_since) >= grace:
+                    log.error(
+                        "pipeline.stopped_with_backlog",
+                        backlog=self._updates_pending,
+                        store_error=database.write_health.last_error,
+                        note="the store refused writes; these call updates are lost",
+                    )
+                    return self._updates_pending
+        finally:
+            drained.cancel()
+
     async def process(self, item: AmiFrame | ev.CallEvent) -> None:
         self.events_seen += 1
         if isinstance(item, AmiFrame):

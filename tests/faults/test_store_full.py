@@ -9,6 +9,7 @@ import asyncio
 import errno
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,18 @@ async def test_a_full_backlog_drops_updates_loudly_and_keeps_what_it_holds(small
         # The calls whose updates got in have their ticket, one each.
         per_call = await path.tickets_per_call()
         assert per_call and set(per_call.values()) == {1}
+
+
+async def test_a_stop_while_the_disk_is_full_gives_up_on_the_backlog_loudly(small_disk):
+    async with call_path(small_disk) as path:
+        ballast = await asyncio.to_thread(fill, small_disk)
+        path.submit_calls(range(20))
+        with structlog.testing.capture_logs() as logs:
+            started = time.monotonic()
+            left = await path.pipeline.drain_for_stop(grace=0.5)
+        assert left > 0 and time.monotonic() - started < 5
+        [given_up] = [e for e in logs if e["event"] == "pipeline.stopped_with_backlog"]
+        assert given_up["log_level"] == "error" and given_up["backlog"] == left
+        await asyncio.to_thread(ballast.unlink)
+        # With room again the next retry (backoff at most 2 s) gets through within the grace.
+        assert await path.pipeline.drain_for_stop(grace=3) == 0
