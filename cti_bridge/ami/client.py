@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,7 +35,9 @@ from cti_bridge.ami.mapping import (
     worth_parsing,
 )
 from cti_bridge.calls import events as ev
+from cti_bridge.config import reveal
 from cti_bridge.config.model import PbxConfig
+from cti_bridge.config.tls import TlsSetupError, context_for
 
 log = structlog.get_logger(__name__)
 
@@ -109,7 +112,8 @@ class AmiClient:
             started = time.monotonic()
             try:
                 reason = await self._run_session(bound)
-            except (OSError, TimeoutError, AmiLoginFailed) as exc:
+            except (OSError, TimeoutError, AmiLoginFailed, TlsSetupError) as exc:
+                # An ssl.SSLCertVerificationError is an OSError: its text names what failed.
                 reason = f"{type(exc).__name__}: {exc}"
             finally:
                 self.connected.clear()
@@ -131,6 +135,7 @@ class AmiClient:
             timeout=CONNECT_TIMEOUT,
             protocol=lambda: _FilteringProtocol(self._variables, self._count_dropped),
             on_event=self._on_event,
+            tls=await tls_context(self._config),
         )
         self._session = session
         self.sessions += 1
@@ -227,8 +232,11 @@ async def open_session(
     timeout: float,
     protocol: Callable[[], AMIProtocol] = AMIProtocol,
     on_event: Callable[[object, Any], None] | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> tuple[_Session, asyncio.Future[str]]:
     """Connect and log in; the session and a future that completes when it is lost.
+
+    `tls`: connect over TLS with this context (see `tls_context`); plain TCP without.
 
     Raises:
         OSError, TimeoutError: the PBX could not be reached in time.
@@ -251,7 +259,7 @@ async def open_session(
         session.register_event("*", on_event)
     try:
         transport, connected_protocol = await asyncio.wait_for(
-            loop.create_connection(protocol, host, port), timeout
+            loop.create_connection(protocol, host, port, ssl=tls), timeout
         )
         connected: asyncio.Future[tuple[Any, Any]] = loop.create_future()
         connected.set_result((transport, connected_protocol))
@@ -263,6 +271,18 @@ async def open_session(
         session.close()
         raise
     return session, lost
+
+
+async def tls_context(config: PbxConfig) -> ssl.SSLContext | None:
+    """The TLS context for a PBX's `tls` section, made off the event loop (it reads files), anew
+    for each connection so that a renewed certificate is picked up; None for plain TCP.
+
+    Raises:
+        TlsSetupError: a file or the key's passphrase cannot be used.
+    """
+    if config.tls is None:
+        return None
+    return await asyncio.to_thread(context_for, config.tls, reveal)
 
 
 async def _shielded(action: asyncio.Future[Any], lost: asyncio.Future[str]) -> Any:

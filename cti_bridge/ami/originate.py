@@ -16,8 +16,9 @@ from typing import Any
 from panoramisk import actions
 from pydantic import SecretStr
 
-from cti_bridge.ami.client import ACTION_TIMEOUT, CONNECT_TIMEOUT, AmiLoginFailed, open_session
+from cti_bridge.ami.client import ACTION_TIMEOUT, CONNECT_TIMEOUT, AmiLoginFailed, open_session, tls_context
 from cti_bridge.config.model import OriginateConfig, PbxConfig
+from cti_bridge.config.tls import TlsSetupError
 
 
 class DialRefused(Exception):
@@ -59,11 +60,16 @@ class AmiDialer:
         """
         try:
             session, lost = await open_session(
-                self._pbx.host, self._pbx.port, self._settings.username, self._secret, timeout=CONNECT_TIMEOUT
+                self._pbx.host,
+                self._pbx.port,
+                self._settings.username,
+                self._secret,
+                timeout=CONNECT_TIMEOUT,
+                tls=await tls_context(self._pbx),
             )
         except AmiLoginFailed as exc:
             raise DialRefused(f"PBX {self._pbx.name}: the dialling account's {exc}") from exc
-        except (OSError, TimeoutError, ConnectionError) as exc:
+        except (OSError, TimeoutError, ConnectionError, TlsSetupError) as exc:
             raise DialRefused(f"PBX {self._pbx.name} unreachable: {exc}") from exc
         try:
             action = FirstResponseAction(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
+import math
 import re
 import string
 from datetime import date, datetime, timedelta
@@ -12,37 +14,69 @@ from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
+import regex
 from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
+    PlainValidator,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+# The validation context key load_config sets: the config comes from a file an admin wrote
+# (some values make sense only to a program building a config, e.g. web.port 0 in tests).
+FROM_FILE = "from_file"
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+# Ten years: a longer wait is a typo; and timedelta itself overflows (OverflowError, not a
+# validation error) near 2.7 million years.
+_LONGEST = timedelta(days=3650)
 
 
 def _parse_duration(value: object) -> object:
     """Accept `90`, `90s`, `15m`, `24h`, `2d`, `250ms` as well as timedelta."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    if isinstance(value, str):
+        seconds = float(value)
+    elif isinstance(value, str):
         match = _DURATION.match(value)
         if not match:
             raise ValueError(f"{value!r} is not a duration; write e.g. 30s, 15m, 24h or 2d")
         number, unit = match.groups()
-        return timedelta(seconds=float(number) * _UNIT_SECONDS[unit])
+        seconds = float(number) * _UNIT_SECONDS[unit]
+    else:
+        return value
+    if not math.isfinite(seconds) or abs(seconds) > _LONGEST.total_seconds():
+        raise ValueError(f"{value!r} is not a duration of at most {_LONGEST.days}d")
+    return timedelta(seconds=seconds)
+
+
+def _not_negative(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError("a duration cannot be negative")
+    if value > _LONGEST:
+        raise ValueError(f"at most {_LONGEST.days}d")
     return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
+def _longer_than_zero(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than zero")
+    return _not_negative(value)
+
+
+# Every duration is at least 0; those where 0 has a meaning say it in their description
+# (`0 = never`). The others are PositiveDuration: a 0s period would spin or time out at once.
+Duration = Annotated[timedelta, BeforeValidator(_parse_duration), AfterValidator(_not_negative)]
+PositiveDuration = Annotated[timedelta, BeforeValidator(_parse_duration), AfterValidator(_longer_than_zero)]
 
 
 class _Section(BaseModel):
@@ -75,8 +109,17 @@ SecretSource = Annotated[SecretRef, BeforeValidator(_no_clear_secret)]
 
 
 class ReconnectConfig(_Section):
-    initial_delay: Duration = Field(timedelta(seconds=1), description="First retry delay.")
-    max_delay: Duration = Field(timedelta(seconds=30), description="Backoff ceiling.")
+    initial_delay: PositiveDuration = Field(timedelta(seconds=1), description="First retry delay.")
+    max_delay: PositiveDuration = Field(timedelta(seconds=30), description="Backoff ceiling.")
+
+    @model_validator(mode="after")
+    def _ceiling_above_start(self) -> ReconnectConfig:
+        if self.max_delay < self.initial_delay:
+            _raise_located(
+                "ReconnectConfig",
+                [(("max_delay",), f"the ceiling is below initial_delay ({self.initial_delay})")],
+            )
+        return self
 
 
 class PathMapping(_Section):
@@ -104,18 +147,57 @@ class OriginateConfig(_Section):
         description="How the number is dialled: digits (E.164 without +, e.g. 8613800138000), e164 "
         "(+8613800138000) or national (013800138000).",
     )
-    ring_timeout: Duration = Field(
+    ring_timeout: PositiveDuration = Field(
         timedelta(seconds=30), description="How long the agent's phone rings before the attempt is dropped."
     )
+
+
+class TlsClientConfig(_Section):
+    """TLS to the broker (`mqtt.tls`) or a PBX (`pbxs[].tls`): whom to trust as the server, and the
+    bridge's own certificate where the server asks for one (mosquitto `require_certificate true`;
+    Asterisk's AMI never does, a TLS terminator in front of it may)."""
+
+    ca: Path | None = Field(
+        None,
+        description="PEM file of the CA (or the self-signed certificate) the server's certificate is "
+        "checked against; default: the system's trust store.",
+    )
+    verify_hostname: bool = Field(
+        True, description="The certificate must name `host` (DNS name or IP address); false: any name."
+    )
+    certificate: Path | None = Field(
+        None, description="PEM file of the bridge's client certificate (with its chain, if any)."
+    )
+    key: Path | None = Field(
+        None, description="PEM file of the client certificate's private key; default: in `certificate`."
+    )
+    key_password: SecretSource | None = Field(None, description="Passphrase of an encrypted key.")
+
+    @model_validator(mode="after")
+    def _key_needs_certificate(self) -> TlsClientConfig:
+        if self.certificate is None and (self.key is not None or self.key_password is not None):
+            raise ValueError("`key` and `key_password` go with `certificate`: give the client certificate")
+        return self
+
+
+def _tls_port(data: object, tls_port: int) -> object:
+    """With `tls` given and no `port`, the protocol's TLS port: a TLS client on the plain port
+    only times out in its handshake, which tells the reader less than the default port would."""
+    if isinstance(data, dict) and data.get("tls") is not None and "port" not in data:
+        return {**data, "port": tls_port}
+    return data
 
 
 class PbxConfig(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Short unique name of this PBX.")
     host: str = "127.0.0.1"
-    port: int = Field(5038, ge=1, le=65535)
+    port: int = Field(5038, ge=1, le=65535, description="AMI port; 5039 when `tls` is given.")
+    tls: TlsClientConfig | None = Field(
+        None, description="Connect over TLS (manager.conf tlsenable); plain TCP when absent."
+    )
     username: str
     secret: SecretSource
-    ping_interval: Duration = Field(
+    ping_interval: PositiveDuration = Field(
         timedelta(seconds=10), description="Keep-alive Ping period; no answer in one period = dead."
     )
     reconnect: ReconnectConfig = ReconnectConfig()
@@ -142,6 +224,11 @@ class PbxConfig(_Section):
         description="Channel variable naming the ticket a call belongs to (set by click-to-dial, or "
         "by the dialplan); null: none.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_tls_port(cls, data: object) -> object:
+        return _tls_port(data, 5039)
 
 
 class AgentConfig(_Section):
@@ -181,19 +268,87 @@ class RuleMatch(_Section):
     did: list[str] | None = None
 
 
+# Patterns from the config run on texts callers and agents supply (transcripts, descriptions,
+# typed values), so they run with the `regex` package's time limit: a pattern that backtracks
+# catastrophically on some text stops there instead of stalling the daemon. A pattern that
+# does so on a simple probe text is refused at load: it would time out on real texts too.
+_PROBE_LENGTH = 1000
+PROBE_TIMEOUT = 0.05  # seconds; a sound pattern reads 1,000 characters in well under 1 ms
+_REPRESENTATIVES = "a1 中-_.@"  # letters, digits, spaces, CJK and punctuation, for \w \d \s . and classes
+_MAX_PROBE_CHARACTERS = 16
+
+
+def _probes(text: str) -> list[str]:
+    """Texts long enough to make a catastrophic pattern backtrack, then fail at their end."""
+    characters = dict.fromkeys(ch for ch in text + _REPRESENTATIVES if ch not in "\\()[]{}|?*+^$")
+    chosen = "".join(list(characters)[:_MAX_PROBE_CHARACTERS])
+    # NUL ends each probe: almost no pattern wants it, so the matcher backtracks all it can.
+    probes = [ch * _PROBE_LENGTH + "\0" for ch in chosen]
+    probes.append(chosen * (_PROBE_LENGTH // len(chosen)) + "\0")
+    return probes
+
+
+def catastrophic_on(pattern: regex.Pattern[str], *, full: bool = False) -> str | None:
+    """A probe text on which the pattern runs out of time, or None when it reads them all quickly.
+
+    Args:
+        pattern: the compiled pattern.
+        full: probe as `fullmatch` does (a text field's pattern); else as `search` does.
+    """
+    run = pattern.fullmatch if full else pattern.search
+    for probe in _probes(pattern.pattern):
+        try:
+            run(probe, timeout=PROBE_TIMEOUT)
+        except TimeoutError:
+            return probe
+    return None
+
+
+def _catastrophe(value: str, probe: str) -> str:
+    shown = f"{probe[0]!r} x {_PROBE_LENGTH}" if len(set(probe[:-1])) == 1 else f"{len(probe) - 1} characters"
+    return (
+        f"{value!r} takes more than {PROBE_TIMEOUT * 1000:g} ms on a probe text ({shown}): it backtracks "
+        "catastrophically (a repeated group whose content can match the same text in several ways, "
+        "e.g. (a+)+ or (a|aa)*); rewrite it without the nested repetition"
+    )
+
+
+def compile_pattern(value: str, *, full: bool = False) -> regex.Pattern[str]:
+    """Compile a pattern from the config, refusing one that is invalid or catastrophic.
+
+    Raises:
+        ValueError: saying what is wrong with the pattern.
+    """
+    try:
+        pattern = regex.compile(value)
+    except regex.error as exc:
+        msg, pos = exc.msg, exc.pos
+        try:
+            # Python's own messages say more (where a group or set starts, not where it ends).
+            re.compile(value)
+        except re.error as re_exc:
+            msg, pos = re_exc.msg, re_exc.pos
+        where = f" at position {pos}" if pos is not None else ""
+        raise ValueError(f"{value!r} is not a valid regular expression: {msg}{where}") from None
+    if (probe := catastrophic_on(pattern, full=full)) is not None:
+        raise ValueError(_catastrophe(value, probe))
+    return pattern
+
+
 def _compile_regex(value: object) -> object:
     """Compile at load time, so a bad pattern is reported at its key and never at call time."""
     if isinstance(value, str):
-        try:
-            return re.compile(value)
-        except re.error as exc:
-            raise ValueError(
-                f"{value!r} is not a valid regular expression: {exc.msg} at position {exc.pos}"
-            ) from None
-    return value
+        return compile_pattern(value)
+    if isinstance(value, regex.Pattern):
+        return value
+    raise ValueError("a regular expression is text, e.g. '订单号[:：]?(\\w+)'")
 
 
-Regex = Annotated[re.Pattern[str], BeforeValidator(_compile_regex)]
+Regex = Annotated[
+    regex.Pattern,
+    PlainValidator(_compile_regex),
+    PlainSerializer(lambda pattern: pattern.pattern, return_type=str),
+]
 TextSource = Literal["description", "transcript"]
 TEXT_SOURCES: tuple[TextSource, ...] = ("description", "transcript")
 
@@ -251,7 +406,7 @@ class TicketRule(_Section):
 
     @field_validator("extract")
     @classmethod
-    def _one_value_per_pattern(cls, extract: dict[str, re.Pattern[str]]) -> dict[str, re.Pattern[str]]:
+    def _one_value_per_pattern(cls, extract: dict[str, regex.Pattern[str]]) -> dict[str, regex.Pattern[str]]:
         _raise_located(
             "extract",
             [
@@ -377,9 +532,10 @@ class TicketFieldConfig(_Section):
                 problems.append((("pattern",), f"only text fields have a pattern, not {self.type}"))
             else:
                 try:
-                    re.compile(self.pattern)
-                except re.error as exc:
-                    problems.append((("pattern",), f"not a regular expression: {exc}"))
+                    # Run with fullmatch on what people type (tickets/fields.py).
+                    compile_pattern(self.pattern, full=True)
+                except ValueError as exc:
+                    problems.append((("pattern",), str(exc)))
         if (self.min is not None or self.max is not None) and self.type not in ("number", "integer"):
             problems.append((("min" if self.min is not None else "max",), "only numbers have min and max"))
         if self.min is not None and self.max is not None and self.min > self.max:
@@ -420,7 +576,8 @@ class TicketConfig(_Section):
     number_width: int = Field(6, ge=3, le=12)
     reuse_open_ticket_within: Duration = Field(
         timedelta(hours=24),
-        description="A repeat caller's call joins their open ticket updated within this window.",
+        description="A repeat caller's call joins their open ticket updated within this window; "
+        "0 = never: every call gets a ticket of its own.",
     )
     default_priority: Priority = "P3"
     vip_priority: Priority = "P2"
@@ -566,7 +723,8 @@ class UserEventsConfig(_Section):
 
 class MqttConfig(_Section):
     host: str = "127.0.0.1"
-    port: int = Field(1883, ge=1, le=65535)
+    port: int = Field(1883, ge=1, le=65535, description="Broker port; 8883 when `tls` is given.")
+    tls: TlsClientConfig | None = Field(None, description="Connect over TLS; plain TCP when absent.")
     username: str | None = None
     password: SecretSource | None = None
     client_id: str | None = Field(None, description="Defaults to cti-bridge-<hostname>.")
@@ -577,6 +735,11 @@ class MqttConfig(_Section):
     max_pending: int = Field(
         10_000, ge=10, description="Messages kept while the broker is away (oldest dropped first)."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_tls_port(cls, data: object) -> object:
+        return _tls_port(data, 8883)
 
 
 class StoreConfig(_Section):
@@ -626,11 +789,12 @@ class TranscriptionConfig(_Section):
     default_language: str = "en"
     language_rules: list[LanguageRule] = Field(default_factory=list)
     max_attempts: int = Field(3, ge=1, le=20)
-    lease: Duration = Field(
+    lease: PositiveDuration = Field(
         timedelta(minutes=30), description="A running job not finished by then is retried."
     )
     recording_wait: Duration = Field(
-        timedelta(seconds=30), description="How long to wait for a recording to be complete."
+        timedelta(seconds=30),
+        description="How long to wait for a recording to be complete; 0 = look once, do not wait.",
     )
 
     @model_validator(mode="after")
@@ -919,7 +1083,7 @@ class SlaConfig(_Section):
     targets: dict[Priority, PriorityTargets] = Field(default_factory=dict)
     warning: SlaWarningConfig = SlaWarningConfig()
     escalation: EscalationPolicies = EscalationPolicies()
-    recheck_every: Duration = Field(
+    recheck_every: PositiveDuration = Field(
         timedelta(seconds=60),
         description="The daemon's SLA scheduler looks at the open tickets at least this often, so "
         "changes made by other processes (the CLI) are seen.",
@@ -980,14 +1144,14 @@ class DispatchConfig(_Section):
     )
     urgent_queues: list[str] = Field(default_factory=list, description="Queues always dispatched first.")
     weights: DispatchWeights = DispatchWeights()
-    response_reference: Duration = Field(
+    response_reference: PositiveDuration = Field(
         timedelta(minutes=30), description="A median first response this slow or slower scores as slowest."
     )
-    response_window: Duration = Field(
+    response_window: PositiveDuration = Field(
         timedelta(days=7),
         description="An agent's median first response is over the tickets created this recently.",
     )
-    requeue_every: Duration = Field(
+    requeue_every: PositiveDuration = Field(
         timedelta(minutes=1),
         description="How often callback tickets left in a team queue are offered to the agents again.",
     )
@@ -1043,16 +1207,83 @@ def _workflow_references(config: Config) -> list[tuple[tuple[str | int, ...], st
     return errors
 
 
+def _key_file(value: object) -> object:
+    # A key is a path the TLS library opens itself: `key: /path` is as good as `{file: /path}`.
+    if isinstance(value, (str, Path)):
+        return {"file": value}
+    return value
+
+
+def _file_only(ref: SecretRef) -> SecretRef:
+    if ref.file is None:
+        raise ValueError("a TLS key is read from a file: give `key: /path/to/key.pem` or `{file: /path}`")
+    return ref
+
+
+KeyFile = Annotated[SecretRef, BeforeValidator(_key_file), AfterValidator(_file_only)]
+
+
+class WebTlsConfig(_Section):
+    """HTTPS served by the daemon itself (without a reverse proxy in front)."""
+
+    certificate: Path = Field(description="PEM file: the server's certificate, then its chain.")
+    key: KeyFile = Field(description="PEM file of the private key (readable by the daemon's user only).")
+    password: SecretSource | None = Field(
+        None, description="The key's passphrase, if it is encrypted: `{env: VAR}` or `{file: /path}`."
+    )
+
+
+def _proxy_address(value: str) -> str:
+    if value == "*":
+        return value
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8)") from None
+    return value
+
+
+def _public_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{value!r} is not an http:// or https:// URL (e.g. https://cti.example.com)")
+    return value.rstrip("/")
+
+
 class WebConfig(_Section):
     """The HTTP API and the agents' and supervisors' browser pages, served by the daemon."""
 
     enabled: bool = True
     host: str = Field("127.0.0.1", description="Address to listen on; put a TLS proxy in front for others.")
-    port: int = Field(8080, ge=0, le=65535, description="0 picks a free port (tests).")
-    session_lifetime: Duration = Field(timedelta(hours=12), description="A login lasts this long (a shift).")
-    secure_cookies: bool = Field(
-        False, description="Mark the session cookie Secure: set it when browsers reach the bridge over HTTPS."
+    port: int = Field(
+        8080, ge=0, le=65535, description="1-65535; 0 (a free port) only for a config built by a test."
     )
+    session_lifetime: PositiveDuration = Field(
+        timedelta(hours=12), description="A login lasts this long (a shift)."
+    )
+    secure_cookies: bool = Field(
+        False,
+        description="Mark the session cookie Secure. It is anyway when served over HTTPS (web.tls, or a "
+        "trusted proxy's X-Forwarded-Proto) or when public_url is https.",
+    )
+    tls: WebTlsConfig | None = Field(None, description="Serve HTTPS with this certificate; absent: HTTP.")
+    public_url: Annotated[str, AfterValidator(_public_url)] | None = Field(
+        None, description="Where browsers reach the pages, e.g. https://cti.example.com behind a proxy."
+    )
+    forwarded_allow_ips: list[Annotated[str, AfterValidator(_proxy_address)]] = Field(
+        default_factory=list,
+        description="Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (addresses "
+        "or networks, * for any); empty: none, the connection's own address is the client's.",
+    )
+
+    @field_validator("port")
+    @classmethod
+    def _no_free_port_in_a_file(cls, port: int, info: ValidationInfo) -> int:
+        # Port 0 lets the OS pick: right for a test that reads the port back, wrong for a
+        # daemon whose agents' browsers must know where to go.
+        if port == 0 and (info.context or {}).get(FROM_FILE):
+            raise ValueError("port 0 would listen on a random port nobody can find; give a port 1-65535")
+        return port
 
 
 # -- crm: caller lookup in the site's CRM (issue #11, item 9) --------------------------------
@@ -1200,7 +1431,7 @@ class CircuitBreakerConfig(_Section):
     probe does: an answer closes the circuit again, a failure opens it for another `open_for`."""
 
     failures: int = Field(5, ge=1, le=1000, description="Failed lookups in a row that open the circuit.")
-    open_for: Duration = Field(timedelta(seconds=30), description="How long no request is sent.")
+    open_for: PositiveDuration = Field(timedelta(seconds=30), description="How long no request is sent.")
 
     @field_validator("open_for")
     @classmethod
@@ -1396,7 +1627,9 @@ __all__ = [
     "TicketFieldConfig",
     "TicketRule",
     "TicketRuleMatch",
+    "TlsClientConfig",
     "TranscriptionConfig",
     "UserEventsConfig",
     "WebConfig",
+    "WebTlsConfig",
 ]

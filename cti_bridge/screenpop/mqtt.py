@@ -1,4 +1,4 @@
-"""Publishes to MQTT: a buffered, reconnecting publisher with a retained status and last will."""
+"""Publishes to MQTT, over TLS if set: a buffered, reconnecting publisher with a retained status and will."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ import collections
 import itertools
 import random
 import socket
+import ssl
 
 import aiomqtt
 import structlog
 from pydantic import SecretStr
 
+from cti_bridge.config import reveal
 from cti_bridge.config.model import MqttConfig
+from cti_bridge.config.tls import TlsSetupError, context_for
 from cti_bridge.screenpop.outputs import OutboundMessage
 
 log = structlog.get_logger(__name__)
@@ -62,20 +65,23 @@ class MqttPublisher:
         status = self.topic("status")
         while True:
             try:
-                async with self._client(status) as client:
+                tls = await self._tls_context()
+                async with self._client(status, tls) as client:
                     delay = initial
                     await client.publish(status, _ONLINE, qos=1, retain=True)
                     self.connected.set()
-                    log.info("mqtt.connected", host=self._config.host, port=self._config.port)
+                    log.info(
+                        "mqtt.connected", host=self._config.host, port=self._config.port, tls=tls is not None
+                    )
                     await self._drain(client)
                     await client.publish(status, _OFFLINE, qos=1, retain=True)
                     return
-            except aiomqtt.MqttError as exc:
+            except (aiomqtt.MqttError, TlsSetupError) as exc:
                 self.connected.clear()
                 if self._stopping:
                     log.warning("mqtt.unsent_at_stop", pending=len(self._pending), error=str(exc))
                     return
-                log.warning("mqtt.disconnected", error=str(exc), retry_in=round(delay, 2))
+                self._log_failure(exc, delay)
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
                 delay = min(delay * 2, ceiling)
 
@@ -120,7 +126,37 @@ class MqttPublisher:
             self.topic(message.topic), message.payload, qos=self._config.qos, retain=message.retain
         )
 
-    def _client(self, status_topic: str) -> aiomqtt.Client:
+    async def _tls_context(self) -> ssl.SSLContext | None:
+        """A fresh context per connection (certificates renewed on disk are picked up), made off
+        the event loop: it reads the CA, certificate and key files and the key's passphrase."""
+        tls = self._config.tls
+        if tls is None:
+            return None
+        return await asyncio.to_thread(context_for, tls, reveal)
+
+    def _log_failure(self, exc: Exception, delay: float) -> None:
+        """One line that says what to fix when TLS is the cause; aiomqtt keeps only the text of
+        the SSL error, as the context of its own."""
+        retry_in = round(delay, 2)
+        cause = exc.__context__ if isinstance(exc, aiomqtt.MqttError) else None
+        if isinstance(exc, TlsSetupError):
+            log.error("mqtt.tls_unusable", key=f"mqtt.tls.{exc.key}", error=str(exc), retry_in=retry_in)
+        elif isinstance(cause, ssl.SSLCertVerificationError):
+            log.error(
+                "mqtt.tls_verify_failed",
+                error=f"certificate verify failed: {cause.verify_message or cause}",
+                hint="the broker's certificate is not signed by mqtt.tls.ca, or does not name mqtt.host "
+                "(mqtt.tls.verify_hostname)",
+                host=self._config.host,
+                port=self._config.port,
+                retry_in=retry_in,
+            )
+        elif isinstance(cause, ssl.SSLError):
+            log.error("mqtt.tls_failed", error=str(cause), port=self._config.port, retry_in=retry_in)
+        else:
+            log.warning("mqtt.disconnected", error=str(exc), retry_in=retry_in)
+
+    def _client(self, status_topic: str, tls: ssl.SSLContext | None) -> aiomqtt.Client:
         config = self._config
         return aiomqtt.Client(
             config.host,
@@ -131,4 +167,5 @@ class MqttPublisher:
             keepalive=config.keepalive,
             will=aiomqtt.Will(status_topic, _OFFLINE, qos=1, retain=True),
             timeout=10,
+            tls_context=tls,
         )

@@ -174,6 +174,15 @@ async def customer(db: Database, scope: Scope, customer_id: int) -> dict[str, An
     return {**dict(row), "vip": bool(row["vip"]), "phones": [p["phone"] for p in phones]}
 
 
+async def ticket_subjects(db: Database, ids: list[int]) -> dict[int, str]:
+    """Ticket id -> subject, for the ids given (a list page's worth)."""
+    if not ids:
+        return {}
+    marks = ", ".join("?" * len(ids))
+    rows = await db.fetchall(f"SELECT id, subject FROM tickets WHERE id IN ({marks})", ids)
+    return {r["id"]: r["subject"] for r in rows}
+
+
 async def list_calls(
     db: Database, scope: Scope, *, since: float | None, limit: int, offset: int = 0
 ) -> list[dict[str, Any]]:

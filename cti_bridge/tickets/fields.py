@@ -10,6 +10,8 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+import regex
+
 from cti_bridge.phone import to_e164
 from cti_bridge.tickets.categories import CategoryTree
 from cti_bridge.tickets.errors import FieldValidationError, MissingFieldsError, TicketError
@@ -75,6 +77,22 @@ STANDARD_FIELDS = (
     _standard("resolution", FieldType.LONG_TEXT, "解决方案", "Resolution", 20_000),
 )
 STANDARD_FIELD_NAMES = frozenset(spec.name for spec in STANDARD_FIELDS)
+
+# A field's pattern (from the config) runs on what a person typed, in a web request on the event
+# loop: with a time limit, so a pattern that backtracks catastrophically refuses the value
+# instead of stalling every other request.
+PATTERN_TIME_LIMIT = 0.1  # seconds
+
+
+def _fullmatch(pattern: str, text: str) -> bool:
+    try:
+        return regex.fullmatch(pattern, text, timeout=PATTERN_TIME_LIMIT) is not None
+    except TimeoutError:
+        raise ValueError(
+            f"could not be checked against the pattern {pattern} in {PATTERN_TIME_LIMIT:g}s; "
+            "shorten the value, or ask an admin to simplify the pattern"
+        ) from None
+
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 _TRUE = {"true", "yes", "y", "1", "on", "是"}
@@ -209,7 +227,7 @@ class FieldSchema:
 
     def _text(self, spec: FieldSpec, raw: object) -> str:
         text = _string(raw).strip()
-        if spec.pattern is not None and not re.fullmatch(spec.pattern, text):
+        if spec.pattern is not None and not _fullmatch(spec.pattern, text):
             raise ValueError(f"{text!r} does not match the pattern {spec.pattern}")
         return text
 

@@ -10,15 +10,23 @@ pulls out order numbers, can sit above the routing rules without hiding their ca
 
 from __future__ import annotations
 
-import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+
+import regex
+import structlog
 
 from cti_bridge.calls.model import Call
 from cti_bridge.config.model import RuleMatch, TextSource, TicketRule, TicketRuleMatch
 from cti_bridge.tickets.model import most_urgent
 
 _QUOTED_MATCH_LENGTH = 40  # a regex's match is quoted in the reason, cut to this many characters
+# All the patterns of one `decide` together: rules run on the event loop, so a pattern that
+# backtracks catastrophically on a long transcript stops here and counts as no match.
+RULES_TIME_LIMIT = 0.1  # seconds
+
+_log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,6 +73,7 @@ class Decision:
     priority: str | None = None
     priority_by: RuleFired | None = None
     fields: Mapping[str, Extracted] = field(default_factory=dict)
+    timed_out: tuple[str, ...] = ()  # rules whose pattern ran out of time: taken as no match
 
     @property
     def deciding(self) -> tuple[RuleFired, ...]:
@@ -121,8 +130,10 @@ def decide(
     category_by: RuleFired | None = None
     priority_by: RuleFired | None = None
     fields: dict[str, Extracted] = {}
+    clock = _Clock(time.monotonic() + RULES_TIME_LIMIT)
     for rule in rules:
-        because = _because(rule.when, facts, texts)
+        clock.rule = rule.name
+        because = _because(rule.when, facts, texts, clock)
         if because is None:
             continue
         fired = RuleFired(rule.name, because)
@@ -132,7 +143,7 @@ def decide(
             priority, priority_by = rule.priority, fired
         for name, pattern in rule.extract.items():
             if name not in fields:
-                found = _extract(pattern, name, rule.when.sources, texts)
+                found = _extract(pattern, name, rule.when.sources, texts, clock)
                 if found is not None:
                     fields[name] = Extracted(found[0], rule.name, found[1])
     return Decision(
@@ -141,7 +152,41 @@ def decide(
         priority=priority,
         priority_by=priority_by,
         fields=fields,
+        timed_out=tuple(clock.timed_out),
     )
+
+
+@dataclass(slots=True)
+class _Clock:
+    """The time left to one `decide`'s patterns, and the rules whose pattern ran out of it."""
+
+    deadline: float
+    rule: str = ""
+    timed_out: list[str] = field(default_factory=list)
+
+    def run(self, method: str, pattern: regex.Pattern[str], text: str, source: TextSource) -> object:
+        """`pattern.<method>(text)` within the time left; None (no match) once it is spent."""
+        if self.rule in self.timed_out:
+            return None  # its other patterns and texts would only wait for the same
+        left = self.deadline - time.monotonic()
+        try:
+            if left <= 0:
+                raise TimeoutError
+            found = getattr(pattern, method)(text, timeout=left)
+            # finditer's time limit holds while it is iterated: read it all now, within it.
+            return list(found) if method == "finditer" else found
+        except TimeoutError:
+            self.timed_out.append(self.rule)
+            _log.warning(
+                "rule_pattern_timed_out",
+                rule=self.rule,
+                pattern=pattern.pattern,
+                source=source,
+                text_length=len(text),
+                limit_s=RULES_TIME_LIMIT,
+                note="taken as no match; rewrite the pattern without nested repetition",
+            )
+            return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -215,10 +260,13 @@ def revise(
         priority=priority,
         priority_by=priority_by,
         fields=fields,
+        timed_out=decided.timed_out,
     )
 
 
-def _because(when: TicketRuleMatch, facts: CallFacts, texts: Mapping[TextSource, str]) -> str | None:
+def _because(
+    when: TicketRuleMatch, facts: CallFacts, texts: Mapping[TextSource, str], clock: _Clock
+) -> str | None:
     """Why the rule matches, in words; None if it does not."""
     if not routing_matches(when, pbx=facts.pbx, queue=facts.queue, did=facts.did):
         return None
@@ -235,7 +283,7 @@ def _because(when: TicketRuleMatch, facts: CallFacts, texts: Mapping[TextSource,
             return None
         reasons.append(f'{found[1]} contains "{found[0]}"')
     if when.regex is not None:
-        matched = _search(when.regex, when.sources, texts)
+        matched = _search(when.regex, when.sources, texts, clock)
         if matched is None:
             return None
         quoted = matched[0].group(0)[:_QUOTED_MATCH_LENGTH]
@@ -256,22 +304,29 @@ def _keyword_in(
 
 
 def _search(
-    pattern: re.Pattern[str], sources: Sequence[TextSource], texts: Mapping[TextSource, str]
-) -> tuple[re.Match[str], TextSource] | None:
+    pattern: regex.Pattern[str],
+    sources: Sequence[TextSource],
+    texts: Mapping[TextSource, str],
+    clock: _Clock,
+) -> tuple[regex.Match[str], TextSource] | None:
     for source in sources:
-        match = pattern.search(texts[source])
-        if match is not None:
+        match = clock.run("search", pattern, texts[source], source)
+        if isinstance(match, regex.Match):
             return match, source
     return None
 
 
 def _extract(
-    pattern: re.Pattern[str], name: str, sources: Sequence[TextSource], texts: Mapping[TextSource, str]
+    pattern: regex.Pattern[str],
+    name: str,
+    sources: Sequence[TextSource],
+    texts: Mapping[TextSource, str],
+    clock: _Clock,
 ) -> tuple[str, TextSource] | None:
     """The first non-blank value of the pattern's group: the one named after the field, else its only one."""
     group: str | int = name if name in pattern.groupindex else 1
     for source in sources:
-        for match in pattern.finditer(texts[source]):
+        for match in clock.run("finditer", pattern, texts[source], source) or ():
             value = (match.group(group) or "").strip()
             if value:
                 return value, source

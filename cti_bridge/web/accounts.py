@@ -26,11 +26,22 @@ def _me(who: Principal) -> s.Me:
     )
 
 
-@router.post("/session", response_model=s.Me, summary="Sign in: sets the session cookie")
-async def sign_in(body: s.Login, response: Response, ctx: Ctx) -> s.Me:
+@router.post(
+    "/session",
+    response_model=s.Me,
+    summary="Sign in: sets the session cookie",
+    responses={
+        401: {"description": "Wrong user name or password."},
+        429: {"description": "Too many failed sign-ins for this user (from this address): see Retry-After."},
+    },
+)
+async def sign_in(body: s.Login, request: Request, response: Response, ctx: Ctx) -> s.Me:
     db = ctx.store.database
     now = ctx.clock()
-    wait = ctx.logins.retry_after(body.username, now)
+    address = request.client.host if request.client else None
+    # Counted as a failure before the check, and forgiven if it succeeds: attempts sent at
+    # once are all counted before any is checked.
+    wait = await ctx.logins.admit(db, body.username, address, now)
     if wait > 0:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
@@ -40,9 +51,8 @@ async def sign_in(body: s.Login, response: Response, ctx: Ctx) -> s.Me:
     found = await user_store.password_hash(db, body.username)
     # Checked even for an unknown name (against a dummy hash): the answer takes as long.
     if not await password_matches(found[1] if found else None, body.password) or found is None:
-        ctx.logins.failed(body.username, now)
         raise unauthorized("wrong user name or password")
-    ctx.logins.succeeded(body.username)
+    await ctx.logins.succeeded(db, body.username, address)
     user = found[0]
     session_id, csrf = new_session_id(), secrets.token_urlsafe(24)
     lifetime = ctx.config.web.session_lifetime.total_seconds()
@@ -55,7 +65,7 @@ async def sign_in(body: s.Login, response: Response, ctx: Ctx) -> s.Me:
         max_age=int(lifetime),
         httponly=True,  # page scripts never need it: they send the CSRF token instead
         samesite="strict",  # another site's links and forms arrive without it
-        secure=ctx.config.web.secure_cookies,
+        secure=secure_cookie(ctx, request),
         path="/",
     )
     return _me(Principal.of(user, ctx.teams, via="session", csrf_token=csrf))
@@ -66,7 +76,17 @@ async def sign_out(request: Request, response: Response, ctx: Ctx, who: Caller) 
     if who.via != "session":
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "an API token has no session: revoke the token")
     await user_store.close_session(ctx.store.database, digest(request.cookies[SESSION_COOKIE]))
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=secure_cookie(ctx, request)
+    )
+
+
+def secure_cookie(ctx: WebContext, request: Request) -> bool:
+    """Whether the session cookie is sent over HTTPS only: it is when the browser came in over
+    HTTPS (served so, or through a trusted proxy that says so), or the site is https."""
+    web = ctx.config.web
+    public = web.public_url is not None and web.public_url.startswith("https://")
+    return web.secure_cookies or public or request.url.scheme == "https"
 
 
 @router.get("/me", response_model=s.Me)

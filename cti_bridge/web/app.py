@@ -17,6 +17,8 @@ from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cti_bridge.store import StoreUnavailable
 from cti_bridge.tickets import workflow as w
@@ -30,27 +32,84 @@ from cti_bridge.web.context import SESSION_COOKIE, Caller, Ctx, WebContext
 STATIC = resources.files("cti_bridge.web") / "static"
 
 _PAGES = {"/login": "login.html", "/agent": "agent.html", "/supervisor": "supervisor.html"}
-# Pages are static files; these keep another site from framing them or guessing types, and
-# the policy lets them load nothing but this server's own scripts and styles.
+# Every answer, error or not: no type guessing (a JSON error read as HTML), no framing by
+# another site (clickjacking), no ticket URLs in the Referer sent to other sites.
+_COMMON_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
+# Pages and their static files: nothing but this server's own scripts and styles.
 _PAGE_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self';"
         " script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+# The API answers data, never a document to render: a response opened as a page runs nothing.
+# Its answers carry tickets and callers' details, which no shared cache may keep.
+_API_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
+    "Cache-Control": "no-store",
+}
+_DOCS_PATH = "/api/docs"  # Swagger UI loads its script from a CDN: not under the API's policy
+# Browsers that reached us over HTTPS keep to it for a year (sent over HTTPS only, RFC 6797).
+_HSTS = ("Strict-Transport-Security", "max-age=31536000")
+# Request bodies: JSON bodies are small (a knowledge-base article of 100,000 characters is
+# under 1 MiB even with every character escaped); uploads have their own, larger limit.
+MAX_JSON_BODY = 1 << 20
+
+
+class _SecurityHeaders:
+    """Adds the headers above to every response, including those of the error middleware
+    (it wraps the whole application, outside FastAPI's own middleware)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        extra = {**_COMMON_HEADERS}
+        if not path.startswith("/api/"):
+            extra |= _PAGE_HEADERS
+        elif path != _DOCS_PATH:
+            extra |= _API_HEADERS
+        secure = scope.get("scheme") == "https"
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in extra.items():
+                    headers.setdefault(name, value)
+                if secure:
+                    headers.setdefault(*_HSTS)
+            await send(message)
+
+        await self._app(scope, receive, send_with_headers)
+
+
+class _Application(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        return _SecurityHeaders(super().build_middleware_stack())
 
 
 def create_app(ctx: WebContext) -> FastAPI:
-    app = FastAPI(
+    app = _Application(
         title="cti-bridge",
         version=_version(),
         summary="Tickets, calls, recordings and KPIs of an Asterisk call centre.",
         docs_url="/api/docs",
         redoc_url=None,
         openapi_url="/api/openapi.json",
+        # Past it a request gets 413: refused at its Content-Length before any of it is
+        # read, or as soon as a body without one (chunked) has sent more.
+        max_body_size=MAX_JSON_BODY,
+        # What _invalid_request answers, instead of FastAPI's default 422 body in the document.
+        responses={422: {"model": s.InvalidRequest, "description": "The request does not fit the operation"}},
     )
     app.state.context = ctx
     app.include_router(accounts.router)
@@ -68,15 +127,6 @@ def create_app(ctx: WebContext) -> FastAPI:
     )
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(StoreUnavailable, _store_unavailable)
-
-    @app.middleware("http")
-    async def page_headers(request: Request, call_next: Any) -> Any:
-        response = await call_next(request)
-        if not request.url.path.startswith("/api/"):
-            for name, value in _PAGE_HEADERS.items():
-                response.headers.setdefault(name, value)
-        return response
-
     for path, name in _PAGES.items():
         app.add_api_route(path, _page(name), methods=["GET"], include_in_schema=False)
     app.add_api_route("/", _home, methods=["GET"], include_in_schema=False)

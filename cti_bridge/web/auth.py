@@ -9,17 +9,22 @@ SHA-256 is enough and is checked on every request without argon2's deliberate co
 from __future__ import annotations
 
 import asyncio
-import collections
 import hashlib
 import hmac
+import ipaddress
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import argon2
+import structlog
 
 from cti_bridge.config import Config
+from cti_bridge.store import logins as login_store
+from cti_bridge.store.database import Database
 from cti_bridge.store.users import User
+
+log = structlog.get_logger(__name__)
 
 TOKEN_PREFIX = "ctb_"  # lets secret scanners and people tell a cti-bridge token apart
 
@@ -62,40 +67,58 @@ def same_secret(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LoginThrottle:
-    """Slows password guessing: after `limit` failed sign-ins for one user name within
-    `window` seconds, that name is refused until the oldest of them is `window` old.
+    """Slows password guessing, without letting a guesser lock a real user out.
 
-    Per name rather than per address: guesses come from many addresses, and a call centre's
-    agents share one office address. Kept in memory; a restart forgets, which costs a
-    guesser nothing they could not get by waiting.
+    Two sliding windows of `window` seconds, both counted before the password is checked (so
+    attempts sent at once cannot all be checked before the first failure is noted): at most
+    `per_address` checks for one user name from one client address, and `per_user` for the
+    name from all addresses together. A guesser at one address is refused after
+    `per_address`, while the user signs in from their own desk; a guesser with many
+    addresses gets at most `per_user` guesses a window, and can keep the name locked only by
+    going on sending them. An IPv6 client counts as its /64: one host has them all.
+    Kept in the store, so a restart does not hand out a fresh allowance.
     """
 
-    def __init__(self, limit: int = 10, window: float = 300.0) -> None:
-        self._limit = limit
-        self._window = window
-        self._failures: dict[str, collections.deque[float]] = {}
+    per_address: int = 10
+    per_user: int = 100
+    window: float = 300.0
 
-    def retry_after(self, name: str, now: float) -> float:
-        """Seconds until `name` may try again (0: now)."""
-        failures = self._recent(name, now)
-        if len(failures) < self._limit:
-            return 0.0
-        return failures[0] + self._window - now
+    async def admit(self, db: Database, name: str, address: str | None, now: float) -> float:
+        """Count an attempt to sign in as `name`; 0 to go on and check its password, else the
+        seconds until one is let through."""
+        where = client_address(address)
+        admission = await login_store.admit(
+            db,
+            name.casefold(),
+            where,
+            at=now,
+            window=self.window,
+            per_address=self.per_address,
+            per_user=self.per_user,
+        )
+        if admission.reached is not None:
+            log.warning("web.sign_in_throttled", user=name, address=where, limit=admission.reached)
+        return admission.retry_after
 
-    def failed(self, name: str, now: float) -> None:
-        self._recent(name, now).append(now)
+    async def succeeded(self, db: Database, name: str, address: str | None) -> None:
+        await login_store.forget(db, name.casefold(), client_address(address))
 
-    def succeeded(self, name: str) -> None:
-        self._failures.pop(name.casefold(), None)
 
-    def _recent(self, name: str, now: float) -> collections.deque[float]:
-        failures = self._failures.setdefault(name.casefold(), collections.deque())
-        while failures and failures[0] <= now - self._window:
-            failures.popleft()
-        if len(self._failures) > 10_000:  # names tried once long ago: forget them
-            self._failures = {k: v for k, v in self._failures.items() if v}
-        return failures
+def client_address(host: str | None) -> str:
+    """The address a client is counted by: an IPv4 address, an IPv6 client's /64."""
+    if not host:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:  # a test client's name, or a proxy's unix socket
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 @dataclass(frozen=True, slots=True)

@@ -298,7 +298,7 @@ async def sla_watch(ctx: Ctx, who: Caller) -> list[s.SlaWatchItem]:
         for target in sla_now(ticket, policy=ctx.sla_policy, now=now).targets():
             if target.stopped_at is None and target.state in (SlaState.WARNING, SlaState.BREACHED):
                 watch.append((ticket, target))
-    subjects = await _subjects(ctx, [ticket.id for ticket, _ in watch])
+    subjects = await browse.ticket_subjects(ctx.store.database, [ticket.id for ticket, _ in watch])
     items = [
         s.SlaWatchItem(
             number=ticket.number,
@@ -314,12 +314,3 @@ async def sla_watch(ctx: Ctx, who: Caller) -> list[s.SlaWatchItem]:
         for ticket, target in watch
     ]
     return sorted(items, key=lambda item: item.remaining_seconds)
-
-
-async def _subjects(ctx: Any, ids: list[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    rows = await ctx.store.database.fetchall(
-        f"SELECT id, subject FROM tickets WHERE id IN ({', '.join('?' * len(ids))})", ids
-    )
-    return {r["id"]: r["subject"] for r in rows}

@@ -43,6 +43,18 @@ class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class Problem(BaseModel):
+    where: str = Field(description="Where in the request, e.g. body.fields.priority or query.limit.")
+    problem: str
+
+
+class InvalidRequest(BaseModel):
+    """The answer to a request that does not fit the operation (422)."""
+
+    detail: str
+    problems: list[Problem] = Field(default_factory=list)
+
+
 # -- accounts ------------------------------------------------------------------------------
 
 

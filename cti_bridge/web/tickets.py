@@ -30,7 +30,9 @@ log = structlog.get_logger(__name__)
 
 router = APIRouter(prefix="/api", tags=["tickets"])
 
-_MAX_UPLOAD = 50 * 1024 * 1024
+MAX_UPLOAD = 50 * 1024 * 1024
+# The multipart request around the file: its boundaries and part headers (a long file name).
+_MULTIPART_ENVELOPE = 64 * 1024
 _CHUNK = 1 << 20
 
 Number = Annotated[str, "ticket number, e.g. T-000123"]
@@ -152,6 +154,10 @@ async def list_attachments(number: Number, ctx: Ctx, who: Caller) -> list[dict[s
     response_model=s.AttachmentOut,
     status_code=status.HTTP_201_CREATED,
     summary="Attach a file (kept with its SHA-256)",
+    # Checked at Content-Length and while the body streams in, before the form parser has
+    # spooled it to disk; the file's own size is checked again below.
+    max_body_size=MAX_UPLOAD + _MULTIPART_ENVELOPE,
+    responses={413: {"description": f"The file is larger than {MAX_UPLOAD >> 20} MiB."}},
 )
 async def add_attachment(number: Number, file: UploadFile, ctx: Ctx, who: Caller) -> dict[str, Any]:
     ticket = await _visible(ctx, who, number)
@@ -163,9 +169,9 @@ async def add_attachment(number: Number, file: UploadFile, ctx: Ctx, who: Caller
         with upload.open("wb") as out:
             while chunk := await file.read(_CHUNK):
                 size += len(chunk)
-                if size > _MAX_UPLOAD:
+                if size > MAX_UPLOAD:
                     raise HTTPException(
-                        status.HTTP_413_CONTENT_TOO_LARGE, f"files up to {_MAX_UPLOAD >> 20} MiB"
+                        status.HTTP_413_CONTENT_TOO_LARGE, f"files up to {MAX_UPLOAD >> 20} MiB"
                     )
                 sha256.update(chunk)
                 await asyncio.to_thread(out.write, chunk)

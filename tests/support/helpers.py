@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,9 +35,10 @@ class MqttInbox:
     Use as an async context manager: entering returns once the subscription is in place.
     """
 
-    def __init__(self, port: int, prefix: str) -> None:
+    def __init__(self, port: int, prefix: str, tls: ssl.SSLContext | None = None) -> None:
         self.port = port
         self.prefix = prefix
+        self.tls = tls
         self.messages: list[tuple[str, Any, float]] = []  # (topic below the prefix, body, at)
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
@@ -52,7 +54,7 @@ class MqttInbox:
         await asyncio.gather(self._task, return_exceptions=True)
 
     async def _collect(self) -> None:
-        async with aiomqtt.Client("127.0.0.1", self.port) as client:
+        async with aiomqtt.Client("127.0.0.1", self.port, tls_context=self.tls) as client:
             await client.subscribe(f"{self.prefix}/#", qos=1)
             self._subscribed.set()
             async for message in client.messages:

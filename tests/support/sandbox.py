@@ -271,9 +271,12 @@ class Mosquitto:
 
     binary = Path("/usr/sbin/mosquitto")
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, extra_config: str = "") -> None:
         self.host = "127.0.0.1"
         self.port = port or free_loopback_port()
+        # Lines after the defaults, which they override: e.g. the listener's TLS files
+        # (tests/support/tls.py) or password and ACL files. None: anonymous plain MQTT.
+        self.extra_config = extra_config
         self._dir = Path(tempfile.mkdtemp(prefix="cti-mosquitto-"))
         self.config_path = self._dir / "mosquitto.conf"
         self.log_path = self._dir / "mosquitto.log"
@@ -302,6 +305,7 @@ class Mosquitto:
             "set_tcp_nodelay true\n"
             "log_dest stderr\n"
             "log_type error\nlog_type warning\nlog_type notice\n"
+            f"{self.extra_config}"
         )
         with self.log_path.open("ab") as log:
             self._proc = await asyncio.create_subprocess_exec(

@@ -143,7 +143,7 @@ def test_a_malformed_tree_is_reported_node_by_node(tmp_path, monkeypatch):
         ("{name: c, type: choice}", "a choice field needs at least one choice"),
         ("{name: c, type: multi_choice, choices: []}", "a multi_choice field needs at least one choice"),
         ("{name: c, type: text, choices: [a]}", "only choice and multi_choice fields have choices, not text"),
-        ("{name: c, type: text, pattern: '[a'}", "not a regular expression"),
+        ("{name: c, type: text, pattern: '[a'}", "not a valid regular expression"),
         ("{name: c, type: date, pattern: 'a'}", "only text fields have a pattern"),
         ("{name: c, type: integer, min: 5, max: 1}", "min 5 is more than max 1"),
         ("{name: c, type: text, max: 1}", "only numbers have min and max"),

@@ -1,12 +1,19 @@
 """The ticket field schema: typed values, errors naming every bad field, required fields per status."""
 
+import time
 from datetime import date, datetime
 
 import pytest
 
 from cti_bridge.config.model import TicketConfig
 from cti_bridge.tickets.errors import FieldValidationError, MissingFieldsError
-from cti_bridge.tickets.fields import STANDARD_FIELD_NAMES, FieldSchema, FieldType, is_empty
+from cti_bridge.tickets.fields import (
+    PATTERN_TIME_LIMIT,
+    STANDARD_FIELD_NAMES,
+    FieldSchema,
+    FieldType,
+    is_empty,
+)
 from cti_bridge.tickets.model import TicketStatus
 from tests.unit.tickets.test_categories import TREE
 
@@ -180,3 +187,16 @@ def test_default_config_requires_a_resolution_and_has_no_tree():
     schema = FieldSchema.from_config(TicketConfig())
     assert schema.required_for(TicketStatus.RESOLVED) == ("resolution",)
     assert schema.validate({"category": "业务咨询/产品咨询/价格"}) == {"category": "业务咨询/产品咨询/价格"}
+
+
+def test_a_value_a_field_pattern_cannot_check_in_time_is_refused_without_stalling():
+    # 订单(a+)+ passes the load-time probe; on this value it backtracks catastrophically.
+    schema = FieldSchema.from_config(
+        TicketConfig.model_validate({"fields": [{"name": "order_ref", "pattern": "订单(a+)+"}]})
+    )
+    assert schema.validate({"order_ref": "订单aaa"}) == {"order_ref": "订单aaa"}
+    started = time.perf_counter()
+    with pytest.raises(FieldValidationError) as caught:
+        schema.validate({"order_ref": "订单" + "a" * 5000 + "!"})
+    assert "could not be checked against the pattern" in caught.value.problems["order_ref"]
+    assert time.perf_counter() - started < PATTERN_TIME_LIMIT * 10

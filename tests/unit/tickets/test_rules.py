@@ -1,11 +1,14 @@
+import time
+
 from hypothesis import given
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
 
 from cti_bridge.calls.model import Call, CallKey, Direction
 from cti_bridge.config.model import TicketConfig
 from cti_bridge.tickets.model import PRIORITIES
 from cti_bridge.tickets.prefill import prefill
-from cti_bridge.tickets.rules import CallFacts, Extracted, TicketSoFar, decide, revise
+from cti_bridge.tickets.rules import RULES_TIME_LIMIT, CallFacts, Extracted, TicketSoFar, decide, revise
 
 ORDER = r"订单号?[:：\s]*(\d{8,})"
 MODEL = r"型号[:：\s]*([A-Z0-9-]+)"
@@ -272,3 +275,39 @@ def test_revise_never_overrides_people_never_lowers_never_overwrites(current, pe
     if change.priority is not None:
         assert PRIORITIES.index(change.priority) < PRIORITIES.index(current)
     assert not (filled or "order_number" in people) or not change.fields
+
+
+# 订单(a+)+$ passes the load-time probe (no probe text starts with 订单) but backtracks
+# catastrophically on 订单aaaa...!: the run-time limit is what stops it.
+SLOW = r"订单(a+)+$"
+SLOW_TEXT = "订单" + "a" * 5000 + "!"
+
+
+def test_a_rule_pattern_that_runs_out_of_time_is_no_match_and_the_rules_go_on():
+    found = rules(
+        {"name": "slow", "when": {"regex": SLOW}, "category": "慢/规则"},
+        {"name": "slow-extract", "when": {}, "extract": {"order_number": r"订单((?:a+)+)$"}},
+        {"name": "refund", "when": {"keywords": ["退款"]}, "category": "售后/退款", "priority": "P2"},
+    )
+    started = time.perf_counter()
+    with capture_logs() as logs:
+        decision = decide(found, facts(), transcript=SLOW_TEXT + " 退款")
+    elapsed = time.perf_counter() - started
+    assert (decision.category, decision.priority) == ("售后/退款", "P2")
+    assert decision.timed_out == ("slow", "slow-extract")
+    assert "order_number" not in decision.fields
+    assert [entry["rule"] for entry in logs if entry["event"] == "rule_pattern_timed_out"] == [
+        "slow",
+        "slow-extract",
+    ]
+    assert all(SLOW_TEXT not in str(entry) for entry in logs)  # the caller's words stay out of logs
+    # One limit for all of a decision's patterns (the regex package counts CPU time; a loaded
+    # machine stretches the wall clock).
+    assert elapsed < RULES_TIME_LIMIT * 10, f"{elapsed:.2f}s"
+
+
+def test_revise_reports_the_rules_that_ran_out_of_time():
+    found = rules({"name": "slow", "when": {"regex": SLOW}, "priority": "P1"})
+    ticket = TicketSoFar(category=None, priority="P3")
+    decision = revise(found, facts(), ticket, transcript=SLOW_TEXT)
+    assert decision.is_empty and decision.timed_out == ("slow",)
