@@ -227,6 +227,7 @@ class Daemon:
                 reassign_on_transfer=config.tickets.on_transfer == "reassign",
                 presence=AgentPresence(agent_directory(config)),
                 recognition=self.recognition,
+                backlog_limit=config.store.backlog_limit,
             )
             self.callback_queue = CallbackQueue(
                 store,
@@ -278,7 +279,7 @@ class Daemon:
                     task.cancel()
                 for client in self.ami:
                     await client.close()
-                await self.pipeline.stop_tracking()
+                await self.pipeline.stop_tracking()  # bounded only while the store refuses writes
                 pipeline_task.cancel()
                 for task in side_tasks:
                     task.cancel()

@@ -13,7 +13,7 @@ import structlog
 from cti_bridge.screenpop.outputs import Publisher
 from cti_bridge.screenpop.payload import notification_message
 from cti_bridge.store import notifications
-from cti_bridge.store.database import Database
+from cti_bridge.store.database import Database, StoreUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -68,7 +68,10 @@ class Notifier:
                 await self._connected.wait()
             try:
                 await self.drain()
-            except sqlite3.OperationalError as exc:  # locked or busy past the timeout: next poll
+            except (
+                sqlite3.OperationalError,
+                StoreUnavailable,
+            ) as exc:  # locked or busy past the timeout: next poll
                 log.warning("notifier.drain_failed", error=str(exc), retry_in=self._poll_every)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self._poll_every)

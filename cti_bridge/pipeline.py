@@ -44,7 +44,7 @@ from cti_bridge.screenpop.payload import (
     screen_pop,
     ticket_message,
 )
-from cti_bridge.store import Store
+from cti_bridge.store import Store, waiting_for_store
 from cti_bridge.tickets.dispatch import Availability, CallbackPolicy
 from cti_bridge.tickets.model import CSAT_SCORES
 from cti_bridge.tickets.prefill import dialplan_fields
@@ -86,9 +86,11 @@ class CallPipeline:
         reassign_on_transfer: bool = True,
         presence: AgentPresence | None = None,
         recognition: CallerRecognition | None = None,
+        backlog_limit: int = 10_000,
     ) -> None:
         """`callbacks`: how missed, abandoned and after-hours calls are dispatched; None: they are not.
-        `recognition`: the CRM lookup of inbound callers; None: no CRM configured."""
+        `recognition`: the CRM lookup of inbound callers; None: no CRM configured.
+        `backlog_limit`: call updates kept waiting for the store at most (store.backlog_limit)."""
         self._tracker = tracker
         self._tickets = tickets
         self._store = store
@@ -125,9 +127,17 @@ class CallPipeline:
         self._updates_pending = 0
         self._lanes_idle = asyncio.Event()
         self._lanes_idle.set()
+        self._backlog_limit = backlog_limit
+        self._backlog_full_since: float | None = None
         self.events_seen = 0
         self.malformed = 0
         self.failed = 0
+        self.dropped = 0  # call updates refused because the backlog was full
+
+    @property
+    def backlog(self) -> int:
+        """Call updates waiting in the lanes (for the store, mostly)."""
+        return self._updates_pending
 
     @property
     def live_calls(self) -> list[Call]:
@@ -168,16 +178,44 @@ class CallPipeline:
             if self._queue.empty():
                 return
 
-    async def stop_tracking(self) -> None:
+    async def stop_tracking(self, grace: float = 10.0) -> int:
         """At a stop, once no more events come: process what is queued, then give each live
         call without a ticket yet its ticket (`CallTracker.open_unrouted`), so nothing the
-        daemon knew of is forgotten if the call ends before the next start."""
-        await self.drain()
+        daemon knew of is forgotten if the call ends before the next start. Bounded like
+        `drain_for_stop` while the store refuses writes; returns the call updates left undone."""
+        if left := await self.drain_for_stop(grace):
+            return left
         now = self._clock()
         for update in self._tracker.open_unrouted():
             if self._tickets.tracks(update.call):
                 self._to_lane(_Work(update, now))
-        await self.drain()
+        return await self.drain_for_stop(grace)
+
+    async def drain_for_stop(self, grace: float = 10.0) -> int:
+        """drain(), unless the store refuses writes for `grace` seconds on end: a stop must not
+        wait for an operator to free the disk. Returns how many call updates were left
+        undone (0 when drained); what is left is logged as an error, and lost."""
+        database = self._store.database
+        stopping_since = time.time()
+        drained = asyncio.create_task(self.drain(), name="call-pipeline-drain")
+        try:
+            while True:
+                done, _ = await asyncio.wait({drained}, timeout=min(1.0, grace))
+                if done:
+                    drained.result()
+                    return 0
+                failing_since = database.write_health.failing_since
+                # Failing since before the stop counts from the stop: the retries get `grace`.
+                if failing_since is not None and time.time() - max(failing_since, stopping_since) >= grace:
+                    log.error(
+                        "pipeline.stopped_with_backlog",
+                        backlog=self._updates_pending,
+                        store_error=database.write_health.last_error,
+                        note="the store refused writes; these call updates are lost",
+                    )
+                    return self._updates_pending
+        finally:
+            drained.cancel()
 
     async def process(self, item: AmiFrame | ev.CallEvent) -> None:
         self.events_seen += 1
@@ -209,6 +247,14 @@ class CallPipeline:
     # -- lanes -------------------------------------------------------------------
 
     def _to_lane(self, work: _Work) -> None:
+        if self._updates_pending >= self._backlog_limit:
+            self._drop(work)
+            return
+        if self._backlog_full_since is not None:
+            log.warning(
+                "pipeline.backlog_accepting_again", dropped=self.dropped, pending=self._updates_pending
+            )
+            self._backlog_full_since = None
         update = work.update
         if isinstance(update, SurveyAnswered):
             # Behind the call's own updates while the call is live (the caller is still on the
@@ -236,18 +282,44 @@ class CallPipeline:
             self._work_lane(lane, waiting), name=f"call-lane-{next(self._lane_numbers)}"
         )
 
+    def _drop(self, work: _Work) -> None:
+        """The backlog is full (the store has refused writes for a long while, or cannot keep
+        up): the update is lost, and said so loudly. It is not spilled to a file: the store's
+        disk is the one that is full, and a second disk's spill would need every domain update
+        serialised and replayed at the next start, to save calls only past `backlog_limit`
+        updates of outage. What the lanes hold already is kept: a call's update that made it
+        in still gets its ticket (the call handlers open it when it is missing)."""
+        self.dropped += 1
+        now = time.monotonic()
+        if self._backlog_full_since is None or self.dropped % 1000 == 1:
+            log.error(
+                "pipeline.backlog_full",
+                call=str(work.call_key),
+                update=type(work.update).__name__,
+                limit=self._backlog_limit,
+                dropped=self.dropped,
+                store_error=self._store.database.write_health.last_error,
+                hint="updates are dropped until the store takes writes again (store.backlog_limit)",
+            )
+        if self._backlog_full_since is None:
+            self._backlog_full_since = now
+
     async def _work_lane(self, lane: str, waiting: deque[_Work]) -> None:
         try:
-            while waiting:
-                work = waiting.popleft()
-                try:
-                    await self._apply(work)
-                finally:
-                    if isinstance(work.update, CallEnded):
-                        self._ending.discard(work.call_key)
-                    self._updates_pending -= 1
-                    if self._updates_pending == 0:
-                        self._lanes_idle.set()
+            # A write the store refuses for a passing reason (full disk, a lock held by another
+            # process) waits and is retried here, so this caller's updates stay in order and the
+            # ones arriving meanwhile wait in `waiting` (bounded by backlog_limit in total).
+            with waiting_for_store():
+                while waiting:
+                    work = waiting.popleft()
+                    try:
+                        await self._apply(work)
+                    finally:
+                        if isinstance(work.update, CallEnded):
+                            self._ending.discard(work.call_key)
+                        self._updates_pending -= 1
+                        if self._updates_pending == 0:
+                            self._lanes_idle.set()
         finally:
             # Nothing awaits between the empty check and here: a new update for this
             # caller either made it into `waiting` or will start a new lane.

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import posixpath
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 
 import structlog
@@ -13,7 +15,7 @@ from cti_bridge.calls.model import Call
 from cti_bridge.config.model import PbxConfig, TranscriptionConfig
 from cti_bridge.screenpop.outputs import Publisher
 from cti_bridge.screenpop.payload import ticket_message
-from cti_bridge.store import Recording, Store
+from cti_bridge.store import Recording, Store, waiting_for_store
 from cti_bridge.tickets.rules import routing_matches
 from cti_bridge.transcribe.audio import AudioError, inspect_wav, is_wav_complete
 
@@ -23,14 +25,70 @@ _FIRST_POLL_SECONDS = 0.1
 _MAX_POLL_SECONDS = 2.0
 
 
+# Where MixMonitor writes when the dialplan names no folder; the one root of a PBX without
+# `recording_paths` (same host, same paths).
+DEFAULT_RECORDINGS_ROOT = "/var/spool/asterisk/monitor"
+
+
+class RecordingRefused(Exception):
+    """A recording path from the PBX that names a file outside the recordings roots.
+
+    The path comes from the PBX side (MIXMONITOR_FILENAME, a MixMonitor event): a hostile
+    dialplan or whoever controls the PBX could name /etc/shadow or `../../` their way out.
+    Such a file is never read, linked, served or transcribed.
+
+    Attributes:
+        reason: What is wrong, naming the roots, e.g. "outside the recordings roots (...)".
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def recording_roots(pbx: PbxConfig) -> list[tuple[PurePosixPath, Path]]:
+    """(root as the PBX names it, same root on this host), longest PBX root first."""
+    if not pbx.recording_paths:
+        return [(PurePosixPath(DEFAULT_RECORDINGS_ROOT), Path(DEFAULT_RECORDINGS_ROOT))]
+    pairs = [(PurePosixPath(posixpath.normpath(m.pbx)), m.local) for m in pbx.recording_paths]
+    return sorted(pairs, key=lambda pair: len(str(pair[0])), reverse=True)
+
+
 def local_path(pbx: PbxConfig, pbx_path: str) -> Path:
-    """Where this host sees a file the PBX wrote: the longest matching mapping wins."""
-    path = PurePosixPath(pbx_path)
-    for mapping in sorted(pbx.recording_paths, key=lambda m: len(m.pbx), reverse=True):
-        root = PurePosixPath(mapping.pbx)
-        if path == root or root in path.parents:
-            return mapping.local / path.relative_to(root)
-    return Path(pbx_path)
+    """Where this host sees a file the PBX wrote: the longest matching mapping wins.
+
+    Raises:
+        RecordingRefused: The path is not absolute, holds a NUL, or (once `.` and `..` are
+            resolved) lies outside every recordings root of the PBX (`recording_paths`, or
+            /var/spool/asterisk/monitor without any).
+    """
+    if "\0" in pbx_path or not pbx_path.startswith("/"):
+        raise RecordingRefused(f"not an absolute file path: {pbx_path!r}")
+    # normpath, not resolve(): the path is the PBX's, and `..` must not climb out of a root.
+    path = PurePosixPath(posixpath.normpath(pbx_path))
+    roots = recording_roots(pbx)
+    for root, local in roots:
+        if root in path.parents:
+            return local / path.relative_to(root)
+    named = ", ".join(str(root) for root, _ in roots)
+    raise RecordingRefused(
+        f"outside the recordings roots of PBX {pbx.name!r} ({named}): {pbx_path!r}; "
+        "map its folder under recording_paths if it is one"
+    )
+
+
+def _complete_inside(path: Path, roots: list[Path]) -> bool | None:
+    """is_wav_complete() for a file inside the roots; None, without opening it, for one outside."""
+    if os.path.lexists(path) and not contained(path, roots):
+        return None
+    return is_wav_complete(path)
+
+
+def contained(path: Path, roots: Iterable[Path]) -> bool:
+    """Whether `path`, symlinks followed, is a file inside one of `roots` (symlinks followed).
+    Blocking (it reads the filesystem): call it through asyncio.to_thread."""
+    real = Path(os.path.realpath(path))
+    return any(Path(os.path.realpath(root)) in real.parents for root in roots)
 
 
 def language_for(config: TranscriptionConfig, *, pbx: str, queue: str | None, did: str | None) -> str:
@@ -65,6 +123,7 @@ class RecordingService:
         self._clock = clock
         self._tasks: asyncio.TaskGroup | None = None
         self._linking: set[int] = set()  # resume-at-start and a resync may both find one
+        self.refused = 0  # recordings whose path led outside the recordings roots
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
@@ -74,11 +133,38 @@ class RecordingService:
             await asyncio.Future()  # until cancelled; the TaskGroup then cancels the waits
 
     async def announced(self, call: Call, pbx_path: str) -> int | None:
-        """Note a recording of the call (idempotent); its id, or None if the call has no ticket."""
-        local = local_path(self._pbxs[call.key.pbx], pbx_path)
+        """Note a recording of the call (idempotent); its id, or None if the call has no ticket.
+        A path outside the recordings roots is noted as refused: the ticket's history says
+        why, and the file is never looked at."""
+        try:
+            local = local_path(self._pbxs[call.key.pbx], pbx_path)
+        except RecordingRefused as exc:
+            recording_id = await self._store.add_recording(call, pbx_path, "", self._clock())
+            if recording_id is not None:
+                recording = await self._store.recording(recording_id)
+                if recording.status == "recording":  # not refused before
+                    await self._refuse(recording, exc.reason)
+            return recording_id
         recording_id = await self._store.add_recording(call, pbx_path, str(local), self._clock())
         log.info("recording.announced", recording_id=recording_id, path=str(local))
         return recording_id
+
+    async def _refuse(self, recording: Recording, reason: str) -> None:
+        self.refused += 1
+        # The path may carry the caller's number: the log's processor masks it like any other.
+        log.warning("recording.refused", recording_id=recording.id, path=recording.pbx_path, reason=reason)
+        now = self._clock()
+        await self._store.link_recording(
+            recording.id,
+            status="refused",
+            size_bytes=None,
+            duration_seconds=None,
+            error=reason,
+            language=None,  # nothing to transcribe
+            at=now,
+        )
+        ticket = await self._store.get_ticket(recording.ticket_id)
+        self._publisher.publish(ticket_message("recording_refused", ticket, now, error=reason))
 
     def call_ended(self, call: Call) -> None:
         if call.recordings:
@@ -107,21 +193,35 @@ class RecordingService:
             return
         self._linking.add(recording.id)
         try:
-            await self._link(recording)
+            with waiting_for_store():  # a full or locked store delays the link, never loses it
+                await self._link(recording)
         finally:
             self._linking.discard(recording.id)
 
     async def _link(self, recording: Recording) -> None:
-        path = Path(recording.local_path)
+        pbx = self._pbxs.get(recording.pbx)
+        try:
+            if pbx is None:
+                raise RecordingRefused(f"PBX {recording.pbx!r} is no longer configured")
+            path = local_path(pbx, recording.pbx_path)  # again: noted by an older version, say
+        except RecordingRefused as exc:
+            await self._refuse(recording, exc.reason)
+            return
+        # A symlink inside the root may lead anywhere: what counts is where it ends up. Looked
+        # at before every read, since the PBX side may swap one in while we wait for the file.
+        roots = [local for _, local in recording_roots(pbx)]
         deadline = time.monotonic() + self._transcription.recording_wait.total_seconds()
-        complete = await asyncio.to_thread(is_wav_complete, path)
+        complete = await asyncio.to_thread(_complete_inside, path, roots)
         pause = _FIRST_POLL_SECONDS
-        while not complete and time.monotonic() < deadline:
+        while complete is False and time.monotonic() < deadline:
             await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
             # MixMonitor closes the file within moments of the hangup; a file still missing
             # after that is rarely coming, so look less and less often.
             pause = min(pause * 2, _MAX_POLL_SECONDS)
-            complete = await asyncio.to_thread(is_wav_complete, path)
+            complete = await asyncio.to_thread(_complete_inside, path, roots)
+        if complete is None:
+            await self._refuse(recording, "the file is a link that leads outside the recordings roots")
+            return
         exists = await asyncio.to_thread(path.exists)
         size = duration = error = None
         if complete:

@@ -15,7 +15,7 @@ from cti_bridge.config.model import Config
 from cti_bridge.screenpop.outputs import OutboundMessage, Publisher
 from cti_bridge.screenpop.payload import sla_message
 from cti_bridge.store import sla as sla_store
-from cti_bridge.store.database import Database
+from cti_bridge.store.database import Database, StoreUnavailable
 from cti_bridge.store.sla import FiredSla, SlaSnapshot
 from cti_bridge.tickets.kpi import sla_now
 from cti_bridge.tickets.sla import (
@@ -143,7 +143,10 @@ class SlaScheduler:
             delay = self._recheck_every
             try:
                 result = await self.check()
-            except sqlite3.OperationalError as exc:  # locked or busy past the timeout: try again later
+            except (
+                sqlite3.OperationalError,
+                StoreUnavailable,
+            ) as exc:  # locked or busy past the timeout: try again later
                 log.warning("sla.check_failed", error=str(exc), retry_in=delay)
             else:
                 if result.wake_at is not None:

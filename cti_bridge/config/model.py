@@ -750,6 +750,13 @@ class StoreConfig(_Section):
     attachments: Path | None = Field(
         None, description="Folder for ticket attachments (default: attachments/ beside the database)."
     )
+    backlog_limit: int = Field(
+        10_000,
+        ge=1,
+        le=10_000_000,
+        description="Call updates kept in memory at most while the store refuses writes (full disk, "
+        "locked); past it updates are dropped with an error log.",
+    )
 
     @field_validator("url")
     @classmethod

@@ -19,7 +19,7 @@ import structlog
 from cti_bridge.config.model import ModelConfig, TicketRule, TranscriptionConfig
 from cti_bridge.screenpop.outputs import Publisher
 from cti_bridge.screenpop.payload import ticket_message
-from cti_bridge.store import Store, TranscriptionJob
+from cti_bridge.store import Store, StoreUnavailable, TranscriptionJob, waiting_for_store
 from cti_bridge.tickets.errors import TicketError
 from cti_bridge.tickets.workflow import Workflow
 from cti_bridge.transcribe.errors import TranscriptionFailed, WorkerCrashed
@@ -100,7 +100,12 @@ class TranscriptionService:
             async with asyncio.TaskGroup() as tasks:
                 while True:
                     await self._slots.acquire()
-                    job = await self._claim()
+                    try:
+                        job = await self._claim()
+                    except StoreUnavailable as exc:
+                        # A full disk or a lock held elsewhere: the jobs wait in the store.
+                        log.warning("transcription.claim_failed", error=exc.reason, retry_in=_POLL_SECONDS)
+                        job = None
                     if job is None:
                         self._slots.release()
                         self._wakeup.clear()
@@ -127,7 +132,11 @@ class TranscriptionService:
 
     async def _run_job(self, job: TranscriptionJob) -> None:
         try:
-            with structlog.contextvars.bound_contextvars(job_id=job.id, ticket=job.ticket_number):
+            # A transcript is hard won: its write waits for a full or locked store to take it.
+            with (
+                waiting_for_store(),
+                structlog.contextvars.bound_contextvars(job_id=job.id, ticket=job.ticket_number),
+            ):
                 await self._attempt(job)
         finally:
             self._slots.release()

@@ -8,6 +8,7 @@ coroutine that runs as one more task of the daemon's TaskGroup, on its event loo
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 from importlib import metadata, resources
 from typing import Any
@@ -19,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cti_bridge.store import StoreUnavailable
 from cti_bridge.tickets import workflow as w
 from cti_bridge.tickets.fields import FieldSpec
 from cti_bridge.tickets.model import TicketStatus
@@ -124,6 +126,7 @@ def create_app(ctx: WebContext) -> FastAPI:
         summary="Server-Sent Events: screen-pops, ticket notices, SLA notices, notifications",
     )
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(StoreUnavailable, _store_unavailable)
     for path, name in _PAGES.items():
         app.add_api_route(path, _page(name), methods=["GET"], include_in_schema=False)
     app.add_api_route("/", _home, methods=["GET"], include_in_schema=False)
@@ -134,8 +137,9 @@ def create_app(ctx: WebContext) -> FastAPI:
 async def health(ctx: Ctx) -> s.HealthOut:
     """No sign-in needed: for load balancers and monitoring."""
     try:
-        await ctx.store.database.fetchone("SELECT 1")
-        store_ok = True
+        # Whether writes go through (a SELECT succeeds on a full disk and under another
+        # process's write lock); asked beside the daemon's queued work, never behind it.
+        store_ok = await ctx.store.database.check(time.time())
     except Exception:  # the point of a health check is to say so, not to fail
         store_ok = False
     pbxs = ctx.health.pbx_connected()
@@ -212,6 +216,17 @@ async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
     ]
     return JSONResponse(
         {"detail": "invalid request", "problems": problems}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
+    )
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """A full disk or a lock held elsewhere: nothing was written, and the same request may
+    succeed in a moment. A 503 with Retry-After says so; a 500 would say the request is wrong."""
+    assert isinstance(exc, StoreUnavailable)
+    return JSONResponse(
+        {"detail": "store unavailable, retry", "reason": exc.reason},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": "5"},
     )
 
 

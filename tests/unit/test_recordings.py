@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cti_bridge.config.model import PbxConfig, TranscriptionConfig
-from cti_bridge.recordings import RecordingService, language_for, local_path
+from cti_bridge.recordings import RecordingRefused, RecordingService, language_for, local_path
 from cti_bridge.screenpop.outputs import OutboundMessage
 from cti_bridge.store import Store
 from cti_bridge.tickets.model import TicketNumbering
@@ -31,9 +31,44 @@ def test_local_path_uses_the_longest_matching_mapping(tmp_path):
     )
     assert local_path(config, "/var/spool/asterisk/monitor/x/1.wav") == Path("/mnt/b/x/1.wav")
     assert local_path(config, "/var/spool/asterisk/other.wav") == Path("/mnt/a/other.wav")
-    assert local_path(config, "/var/spool/asterisk-monitor/1.wav") == Path(
-        "/var/spool/asterisk-monitor/1.wav"
+    # A sibling folder whose name merely starts like a root is outside it.
+    with pytest.raises(RecordingRefused, match="outside the recordings roots"):
+        local_path(config, "/var/spool/asterisk-monitor/1.wav")
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "/spool/../../etc/passwd",
+        "/spool/x/../../etc/shadow",
+        "/spool/..",
+        "/spool",
+        "/etc/passwd",
+        "//etc/passwd",
+        "../../etc/passwd",
+        "1.wav",
+        "",
+        "/spool/1.wav\0.txt",
+    ],
+)
+def test_a_path_from_the_pbx_outside_the_recordings_root_is_refused(hostile):
+    config = pbx(recording_paths=[{"pbx": "/spool", "local": "/mnt/rec"}])
+    with pytest.raises(RecordingRefused):
+        local_path(config, hostile)
+
+
+def test_dots_that_stay_inside_the_root_are_resolved_before_mapping():
+    config = pbx(recording_paths=[{"pbx": "/spool/", "local": "/mnt/rec"}])
+    assert local_path(config, "/spool/a/../b/./1.wav") == Path("/mnt/rec/b/1.wav")
+
+
+def test_without_mappings_the_root_is_asterisks_monitor_folder():
+    config = pbx()
+    assert local_path(config, "/var/spool/asterisk/monitor/q/1.wav") == Path(
+        "/var/spool/asterisk/monitor/q/1.wav"
     )
+    with pytest.raises(RecordingRefused, match="/var/spool/asterisk/monitor"):
+        local_path(config, "/var/spool/asterisk/monitor/../../../../etc/passwd")
 
 
 def test_language_rules():
@@ -131,3 +166,42 @@ async def test_missing_and_unfinished_recordings_are_marked_and_still_queued(set
     }
     assert all(r["transcription"] == "queued" for r in detail["recordings"])
     assert sorted(out.events()) == ["recording_incomplete", "recording_missing"]
+
+
+async def test_a_recording_path_climbing_out_of_the_root_is_refused_and_never_read(setup, tmp_path):
+    store, service, _, out, woken = setup
+    secret = tmp_path / "secret.wav"  # a real WAV outside the root: it must not be linked
+    shutil.copy(FIXTURE_WAV, secret)
+    call = await ended_call(store, "3.1", "/spool/../secret.wav")
+    assert await service.announced(call, "/spool/../secret.wav") is not None
+    assert await service.announced(call, "/spool/../secret.wav") is not None  # again: noted once
+    service.call_ended(call)
+    detail = await settle(store, "T-000001")
+    [recording] = detail["recordings"]
+    assert recording["status"] == "refused" and recording["local_path"] == ""
+    assert "outside the recordings roots" in recording["error"]
+    assert recording["size_bytes"] is None and recording["duration_seconds"] is None
+    assert recording["transcription"] is None and woken == []
+    assert [e["kind"] for e in detail["history"]].count("recording_refused") == 1
+    assert out.events() == ["recording_refused"] and service.refused == 1
+
+
+async def test_a_symlink_in_the_root_leading_outside_is_refused(setup, tmp_path):
+    store, service, monitor, _, woken = setup
+    secret = tmp_path / "secret.wav"
+    shutil.copy(FIXTURE_WAV, secret)
+    (monitor / "1.wav").symlink_to(secret)
+    inside = monitor / "sub"
+    inside.mkdir()
+    (inside / "2.wav").symlink_to(monitor / "real.wav")  # a link that stays inside is fine
+    shutil.copy(FIXTURE_WAV, monitor / "real.wav")
+    call = await ended_call(store, "4.1", "/spool/1.wav", "/spool/sub/2.wav")
+    service.call_ended(call)
+    detail = await settle(store, "T-000001", count=2)
+    statuses = {r["pbx_path"]: (r["status"], r["error"]) for r in detail["recordings"]}
+    assert statuses["/spool/1.wav"] == (
+        "refused",
+        "the file is a link that leads outside the recordings roots",
+    )
+    assert statuses["/spool/sub/2.wav"] == ("linked", None)
+    assert woken == [1] and service.refused == 1

@@ -15,7 +15,9 @@ from tests.unit.web.conftest import bare_site, config_data
 @pytest.fixture
 def config_file(tmp_path):
     path = tmp_path / "cti-bridge.yaml"
-    path.write_text(json.dumps(config_data(tmp_path), ensure_ascii=False), encoding="utf-8")  # JSON is YAML
+    # A file may not say port 0 (a random port); `users` never listens, so any real port does.
+    data = config_data(tmp_path, web={"port": 8080})
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")  # JSON is YAML
     return path
 
 
